@@ -1,0 +1,314 @@
+"""Parse .rp source into the AST, turning Lark's errors into diagnostics."""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+import lark
+from lark import Token, Transformer, v_args
+
+from reparamdsl.diagnostics import Diagnostic, ProgramError, Span
+from reparamdsl.syntax import ast
+
+SUFFIXES = {"k": 10**3, "M": 10**6, "G": 10**9, "B": 10**9}
+
+# Plain words for the grammar's terminals, used in "expected ..." messages.
+TERMINAL_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "DATA": "a declaration (data, model, reparam, objective, env)",
+    "MODEL": "a declaration (data, model, reparam, objective, env)",
+    "REPARAM": "a declaration (data, model, reparam, objective, env)",
+    "OBJECTIVE": "a declaration (data, model, reparam, objective, env)",
+    "ENV": "a declaration (data, model, reparam, objective, env)",
+    "TRAIN": "'train'",
+    "IMPORT": "'import'",
+    "LET": "'let'",
+    "ON": "'on'",
+    "TRUE": "'true'",
+    "FALSE": "'false'",
+    "NONE": "'none'",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "EQUAL": "'='",
+    "COMMA": "','",
+    "DOT": "'.'",
+    "$END": "the end of the file",
+}
+
+VALUE_TERMINALS = {"NUMBER", "STRING", "NAME", "TRUE", "FALSE", "NONE", "LSQB", "LPAR", "MINUS"}
+
+
+@functools.cache
+def _parser() -> lark.Lark:
+    grammar = resources.files("reparamdsl.syntax").joinpath("rp.lark").read_text(encoding="utf-8")
+    return lark.Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+                     start=["start", "value"], maybe_placeholders=False)
+
+
+def parse_program(source: str, path: str) -> ast.Program:
+    """Parse a whole program; raises `ProgramError` with one diagnostic on a syntax error."""
+    try:
+        tree = _parser().parse(source, start="start")
+    except lark.exceptions.UnexpectedInput as error:
+        raise ProgramError([_syntax_diagnostic(error, source, path)], {path: source}) from None
+    program = _Builder(path).transform(tree)
+    return program
+
+
+def parse_value(text: str, origin: str) -> ast.Node:
+    """Parse one value written in the language, as in a `key=value` override; `origin` names it in errors."""
+    try:
+        tree = _parser().parse(text, start="value")
+    except lark.exceptions.UnexpectedInput as error:
+        raise ProgramError([_syntax_diagnostic(error, text, origin)], {origin: text}) from None
+    return _Builder(origin).transform(tree)
+
+
+def _describe_expected(names) -> str:
+    words = []
+    names = set(names)
+    if names & VALUE_TERMINALS and len(names & VALUE_TERMINALS) >= 4:
+        words.append("a value")
+        names -= VALUE_TERMINALS
+    for name in sorted(names):
+        words.append(TERMINAL_WORDS.get(name, name.lower()))
+    words = sorted(set(words), key=lambda w: (w != "a value", w))
+    if len(words) <= 1:
+        return words[0] if words else "something else"
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    return f"{TERMINAL_WORDS.get(token.type, token.type.lower())} '{token}'" if token.type in (
+        "NAME", "NUMBER", "STRING") else f"'{token}'"
+
+
+def _syntax_diagnostic(error: lark.exceptions.UnexpectedInput, source: str, path: str) -> Diagnostic:
+    if isinstance(error, lark.exceptions.UnexpectedCharacters):
+        return _unexpected_character(error, source, path)
+
+    assert isinstance(error, (lark.exceptions.UnexpectedToken, lark.exceptions.UnexpectedEOF))
+    token = getattr(error, "token", None)
+    expected = getattr(error, "accepts", None) or getattr(error, "expected", set())
+    if token is None or token.type == "$END":
+        line, column = _end_position(source)
+        span = Span.point(path, line, column)
+        message = f"unexpected end of file: expected {_describe_expected(expected)}"
+        hint = "a '{', '(' or '[' is not closed" if {"RBRACE", "RPAR", "RSQB"} & set(expected) else None
+        return Diagnostic(message, span, hint)
+
+    end_column = token.end_column if token.end_line == token.line else token.column + 1
+    span = Span(path, token.line, token.column, token.line, end_column)
+    message = f"unexpected {_describe_token(token)}: expected {_describe_expected(expected)}"
+    return Diagnostic(message, span, _token_hint(token, set(expected)))
+
+
+def _token_hint(token: Token, expected: set[str]) -> str | None:
+    if token.type == "EQUAL" and "NAME" in expected:
+        return "a declaration reads `kind name = component { ... }`"
+    if token.type == "NAME" and "EQUAL" in expected:
+        return "set a value with `key = value`"
+    if token.type == "LBRACE" and "EQUAL" in expected:
+        return "name the declaration and its component: `data corpus = text { ... }`"
+    if token.type == "NAME" and "DATA" in expected and token.value in ("dataset", "models", "optimizer", "reparameterize"):
+        return "declarations start with data, model, reparam, objective, env or train"
+    if token.type == "NAME" and "DATA" in expected:
+        return "each item is an import, a `let`, a declaration (data, model, reparam, objective, env) or `train { ... }`"
+    if token.type in ("NUMBER", "STRING") and "EQUAL" in expected:
+        return "a block holds `key = value` entries"
+    if token.type == "RBRACE" and expected & VALUE_TERMINALS:
+        return "give the entry a value after '='"
+    if token.type == "NUMBER" and re.search(r"\s(steps|step|epochs|epoch|tokens)$", str(token)):
+        return "a unit belongs to the number before it; put the next entry on its own line"
+    return None
+
+
+def _unexpected_character(error: lark.exceptions.UnexpectedCharacters, source: str, path: str) -> Diagnostic:
+    char = error.char
+    span = Span.point(path, error.line, error.column)
+    allowed = set(error.allowed or ())
+    hints = {
+        ":": "use '=' to set a value, not ':'",
+        "'": 'strings use double quotes: "..."',
+        '"': "a string must be closed with '\"' on the same line",
+        ";": "entries need no separator; use a new line or ','",
+        "@": "the language has no decorators or embedded Python",
+    }
+    hint = hints.get(char)
+    if char == "." and "NUMBER" not in allowed:
+        hint = "a reference reads `name.attribute`, with no spaces around the '.'"
+    shown = repr(char) if not char.isprintable() else f"'{char}'"
+    message = f"unexpected character {shown}"
+    if allowed:
+        message += f": expected {_describe_expected(allowed)}"
+    return Diagnostic(message, span, hint)
+
+
+def _end_position(source: str) -> tuple[int, int]:
+    lines = source.split("\n")
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()
+    last = lines[-1] if lines else ""
+    return len(lines), len(last) + 1
+
+
+def parse_number(text: str) -> tuple[int | float, str | None]:
+    """Split a NUMBER token into its value (suffix applied) and unit."""
+    unit = None
+    match = re.match(r"^(.*?)[ \t]+(steps|step|epochs|epoch|tokens)$", text)
+    if match:
+        text, unit = match.group(1), match.group(2)
+        unit = {"step": "steps", "epoch": "epochs"}.get(unit, unit)
+
+    multiplier = 1
+    if text.endswith("%"):
+        text = text[:-1]
+        unit = "%" if unit is None else unit
+    elif text[-1] in SUFFIXES:
+        multiplier = SUFFIXES[text[-1]]
+        text = text[:-1]
+
+    digits = text.replace("_", "")
+    if re.fullmatch(r"\d+", digits):
+        return int(digits) * multiplier, unit
+    value = float(digits) * multiplier
+    if multiplier != 1 and value.is_integer():
+        return int(value), unit
+    return value, unit
+
+
+def _span(path: str, meta_or_token) -> Span:
+    return Span(path, meta_or_token.line, meta_or_token.column, meta_or_token.end_line, meta_or_token.end_column)
+
+
+def _unescape(token: str) -> str:
+    body = token[1:-1]
+    escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+    return re.sub(r"\\(.)", lambda m: escapes.get(m.group(1), "\\" + m.group(1)), body)
+
+
+@v_args(meta=True)
+class _Builder(Transformer):
+    """Turn Lark's parse tree into AST nodes."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def span(self, meta) -> Span:
+        return _span(self.path, meta)
+
+    def start(self, meta, items):
+        span = self.span(meta) if not meta.empty else Span(self.path, 1, 1, 1, 1)
+        return ast.Program(span, self.path, tuple(items))
+
+    def value(self, meta, children):
+        return children[0]
+
+    def import_stmt(self, meta, children):
+        _, path = children
+        return ast.Import(self.span(meta), _unescape(path), _span(self.path, path))
+
+    def let_stmt(self, meta, children):
+        _, name, value = children
+        return ast.Let(self.span(meta), str(name), _span(self.path, name), value)
+
+    def kind(self, meta, children):
+        return children[0]
+
+    def decl(self, meta, children):
+        kind, name, component = children[0], children[1], children[2]
+        args, target, entries = (), None, ()
+        for child in children[3:]:
+            if isinstance(child, tuple) and child and child[0] == "args":
+                args = child[1]
+            elif isinstance(child, ast.Ref):
+                target = child
+            else:
+                entries = child
+        return ast.Decl(self.span(meta), str(kind), str(name), _span(self.path, name), str(component),
+                        _span(self.path, component), args, target, entries)
+
+    def train_decl(self, meta, children):
+        keyword, entries = children
+        keyword_span = _span(self.path, keyword)
+        return ast.Decl(self.span(meta), "train", "train", keyword_span, "train", keyword_span, (), None, entries)
+
+    def on_clause(self, meta, children):
+        names = children[1:]
+        span = Span(self.path, names[0].line, names[0].column, names[-1].end_line, names[-1].end_column)
+        return ast.Ref(span, tuple(str(n) for n in names))
+
+    def block(self, meta, children):
+        return tuple(children)
+
+    def entry(self, meta, children):
+        key, value = children
+        return ast.Entry(self.span(meta), str(key), _span(self.path, key), value)
+
+    def call_args(self, meta, children):
+        args = []
+        for child in children:
+            if isinstance(child, ast.Arg):
+                args.append(child)
+            elif child is not None:
+                args.append(ast.Arg(child.span, None, None, child))
+        return ("args", tuple(args))
+
+    def kwarg(self, meta, children):
+        name, value = children
+        return ast.Arg(self.span(meta), str(name), _span(self.path, name), value)
+
+    def binop(self, meta, children):
+        left, op, right = children
+        return ast.BinOp(self.span(meta), str(op), left, right)
+
+    def neg(self, meta, children):
+        return ast.Neg(self.span(meta), children[1])
+
+    def number(self, meta, children):
+        token = children[0]
+        value, unit = parse_number(str(token))
+        return ast.Number(self.span(meta), value, unit, str(token))
+
+    def string(self, meta, children):
+        return ast.String(self.span(meta), _unescape(children[0]))
+
+    def true(self, meta, children):
+        return ast.Bool(self.span(meta), True)
+
+    def false(self, meta, children):
+        return ast.Bool(self.span(meta), False)
+
+    def none(self, meta, children):
+        return ast.NoneLit(self.span(meta))
+
+    def list(self, meta, children):
+        return ast.ListExpr(self.span(meta), tuple(c for c in children if c is not None))
+
+    def ref(self, meta, children):
+        return ast.Ref(self.span(meta), tuple(str(c) for c in children))
+
+    def call(self, meta, children):
+        name = children[0]
+        args = children[1][1]
+        entries = children[2] if len(children) > 2 else ()
+        return ast.Call(self.span(meta), str(name), _span(self.path, name), args, entries)
+
+    def call_block(self, meta, children):
+        name, entries = children
+        return ast.Call(self.span(meta), str(name), _span(self.path, name), (), entries)
