@@ -1,0 +1,1 @@
+"""Actors for SAC: the tanh-squashed Gaussian and the flow policy with its velocity fields."""

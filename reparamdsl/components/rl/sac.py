@@ -1,0 +1,302 @@
+"""The `sac` objective: soft actor-critic with its own collection and update loop.
+
+One `fit` runs, in order:
+1. optional offline phase: `offline_steps` updates on the dataset, actor by behaviour cloning;
+2. online phase until `train.steps` environment steps (transitions summed over sub-environments):
+   random actions before `learning_starts` (policy actions when a dataset seeded the buffer),
+   `utd` updates per transition, an actor update every `policy_delay` critic updates,
+   deterministic evaluation every `eval_every` steps, checkpoints every `train.checkpoint_every`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+import attrs
+import numpy as np
+import torch
+
+from reparamdsl.components.rl.offline import load_dataset
+from reparamdsl.components.rl.normalize import normalize
+from reparamdsl.components.rl.replay import ReplayBuffer
+from reparamdsl.components.rl.update import UpdateConfig, init_update_state, sac_update
+from reparamdsl.runtime.task import Task
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class SACConfig:
+    gamma: float = 0.99
+    tau: float = 0.005
+    target_every: int = 1
+    alpha: float = 0.2
+    autotune: bool = True
+    target_entropy: float | None = None
+    utd: float = 1.0
+    policy_delay: int = 1
+    learning_starts: int = 5000
+    buffer_size: int = 1_000_000
+    batch: int = 256
+    actor_lr: float = 3e-4
+    critic_lr: float = 1e-3
+    alpha_lr: float = 3e-4
+    eval_every: int = 5000
+    eval_episodes: int = 10
+    dataset: str | None = None
+    offline_steps: int = 0
+    bc_weight: float = 0.0
+
+
+class SACTask(Task):
+    """Soft actor-critic on a `GymVectorEnv` with any actor from `policies` and a `QEnsemble` critic."""
+
+    def __init__(self, actor, critic, env, config: SACConfig):
+        self.actor = actor
+        self.critic = critic
+        self.env = env
+        self.config = config
+        self.target_entropy = (config.target_entropy if config.target_entropy is not None
+                               else actor.default_target_entropy())
+        self.dataset = load_dataset(config.dataset, env) if config.dataset is not None else None
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self, device: torch.device, seed: int, total_steps: int, compile_step: bool) -> None:
+        """Move the networks to `device`, allocate the replay buffer and build the (compiled) update."""
+        config = self.config
+        torch.manual_seed(seed)
+        self.device = device
+        self.actor.to(device)
+        self.critic.to(device)
+        self.state = init_update_state(self.actor, self.critic, config.alpha,
+                                       {"actor": config.actor_lr, "critic": config.critic_lr, "alpha": config.alpha_lr},
+                                       self.env.obs_dim, device)
+
+        dataset_rows = 0 if self.dataset is None else len(self.dataset["rewards"])
+        capacity = max(1, min(config.buffer_size, total_steps + dataset_rows))
+        self.buffer = ReplayBuffer(capacity, self.env.obs_dim, self.env.action_dim, device)
+        if self.dataset is not None:
+            self.buffer.add(**self.dataset)
+        self.sample_generator = torch.Generator(device=device)
+        self.sample_generator.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+
+        update_config = UpdateConfig(config.gamma, config.tau, self.target_entropy, config.autotune,
+                                     config.bc_weight, self.env.normalize_obs)
+        update = functools.partial(sac_update, self.actor, self.critic, update_config)
+        self.update = torch.compile(update, fullgraph=True) if compile_step else update
+        self.counters = {"env_steps": 0, "updates": 0, "offline_updates": 0, "update_credit": 0.0}
+
+    def update_once(self, offline: bool = False) -> dict[str, torch.Tensor]:
+        batch = self.buffer.sample(self.config.batch, self.sample_generator)
+        count = self.counters["offline_updates" if offline else "updates"]
+        update_actor = offline or count % self.config.policy_delay == 0
+        update_target = (count + 1) % self.config.target_every == 0
+        metrics = self.update(self.state, batch, update_actor, offline, update_target)
+        self.counters["offline_updates" if offline else "updates"] += 1
+        return metrics
+
+    def sync_obs_stats(self) -> None:
+        stats = self.env.obs_stats
+        if stats is None:
+            return
+        self.state["obs_mean"].copy_(torch.as_tensor(stats.mean, dtype=torch.float32))
+        self.state["obs_std"].copy_(torch.as_tensor(np.sqrt(stats.var + 1e-8), dtype=torch.float32))
+
+    def policy_input(self, obs: np.ndarray) -> torch.Tensor:
+        tensor = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        if self.env.normalize_obs:
+            tensor = normalize(tensor, self.state["obs_mean"], self.state["obs_std"])
+        return tensor
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self, run) -> dict[str, float]:
+        config = self.config
+        total_steps = int(run.train["steps"])
+        log_every = int(run.train.get("log_every") or 1000)
+        checkpoint_every = int(run.train.get("checkpoint_every") or 0)
+        self.setup(run.device, run.seed, total_steps, bool(run.train.get("compile", True)))
+        if run.resume is not None:
+            self.load_checkpoint(run.resume)
+
+        final: dict[str, float] = {}
+        offline_metrics = self.run_offline(run, log_every, checkpoint_every)
+        final.update(offline_metrics)
+        if run.stop_requested:
+            self.save(run, final=True)
+            return final
+
+        final.update(self.run_online(run, total_steps, log_every, checkpoint_every))
+        self.save(run, final=True)
+        self.env.close()
+        return final
+
+    def run_offline(self, run, log_every: int, checkpoint_every: int) -> dict[str, float]:
+        """Phase 1: critic TD updates and behaviour cloning of the actor on the dataset."""
+        metrics: dict[str, float] = {}
+        while self.counters["offline_updates"] < self.config.offline_steps and not run.stop_requested:
+            tensors = self.update_once(offline=True)
+            step = self.counters["offline_updates"]
+            if step % log_every == 0 or step == self.config.offline_steps:
+                metrics = {f"offline/{key.split('/')[-1]}": float(value) for key, value in tensors.items()}
+                run.log(step, metrics)
+            if checkpoint_every and step % checkpoint_every == 0:
+                self.save(run)
+        return metrics
+
+    def run_online(self, run, total_steps: int, log_every: int, checkpoint_every: int) -> dict[str, float]:
+        """Phase 2: collect with the actor, update, evaluate and checkpoint until `total_steps` transitions."""
+        config, env, counters = self.config, self.env, self.counters
+        random_until = config.learning_starts if self.dataset is None else 0
+        obs = env.reset(seed=run.seed + counters["env_steps"])
+        self.sync_obs_stats()
+        latest: dict[str, float] = {}
+        tensors: dict[str, torch.Tensor] = {}
+        start_time, start_steps = time.perf_counter(), counters["env_steps"]
+
+        while counters["env_steps"] < total_steps and not run.stop_requested:
+            previous = counters["env_steps"]
+            if counters["env_steps"] < random_until:
+                actions = self.rng.uniform(-1.0, 1.0, (env.num_envs, env.action_dim)).astype(np.float32)
+            else:
+                with torch.no_grad():
+                    actions = self.actor(self.policy_input(obs))[0].cpu().numpy()
+
+            step = env.step(actions)
+            valid = step.valid
+            self.buffer.add(step.obs[valid], step.actions[valid], step.rewards[valid], step.next_obs[valid],
+                            step.terminated[valid])
+            obs = env.obs
+            self.sync_obs_stats()
+            counters["env_steps"] += env.num_envs
+            now = counters["env_steps"]
+
+            returns, lengths = env.pop_episodes()
+            if returns:
+                latest["charts/episodic_return"] = float(np.mean(returns))
+                latest["charts/episodic_length"] = float(np.mean(lengths))
+                run.log(now, {"charts/episodic_return": latest["charts/episodic_return"],
+                              "charts/episodic_length": latest["charts/episodic_length"]})
+
+            if now >= config.learning_starts and self.buffer.size >= config.batch:
+                counters["update_credit"] += config.utd * env.num_envs
+                while counters["update_credit"] >= 1.0:
+                    tensors = self.update_once()
+                    counters["update_credit"] -= 1.0
+
+            if _crossed(previous, now, log_every) and tensors:
+                elapsed = max(time.perf_counter() - start_time, 1e-9)
+                metrics = {key: float(value) for key, value in tensors.items()}
+                metrics["charts/sps"] = (now - start_steps) / elapsed
+                latest.update(metrics)
+                run.log(now, metrics)
+                if getattr(run, "progress", None) is not None:
+                    run.progress.update(now, latest)
+            if config.eval_every and _crossed(previous, now, config.eval_every):
+                latest["eval/episodic_return"] = self.evaluate(run.seed + now)
+                run.log(now, {"eval/episodic_return": latest["eval/episodic_return"]})
+            if checkpoint_every and _crossed(previous, now, checkpoint_every):
+                self.save(run)
+
+        if not run.stop_requested and config.eval_episodes and "eval/episodic_return" not in latest:
+            latest["eval/episodic_return"] = self.evaluate(run.seed + counters["env_steps"])
+            run.log(counters["env_steps"], {"eval/episodic_return": latest["eval/episodic_return"]})
+        return latest
+
+    def evaluate(self, seed: int) -> float:
+        """Return the mean return of `eval_episodes` deterministic episodes, one per sub-environment."""
+        env = self.env.spawn(self.config.eval_episodes, seed + 1_000_003)
+        try:
+            obs = env.reset()
+            finished = np.zeros(env.num_envs, bool)
+            returns = np.zeros(env.num_envs)
+            while not finished.all():
+                with torch.no_grad():
+                    actions = self.actor.act(self.policy_input(obs)).cpu().numpy()
+                step = env.step(actions)
+                returns += np.where(finished, 0.0, step.rewards)
+                finished |= step.terminated | step.truncated
+                obs = env.obs
+        finally:
+            env.close()
+        return float(returns.mean())
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        tensors: dict[str, torch.Tensor] = {}
+        for group in ("actor", "critic", "target", "log_alpha"):
+            tensors.update({f"{group}.{name}": value for name, value in self.state[group].items()})
+        for group, adam in self.state["adam"].items():
+            tensors[f"adam.{group}.step"] = adam["step"]
+            for moment in ("exp_avg", "exp_avg_sq"):
+                tensors.update({f"adam.{group}.{moment}.{name}": value for name, value in adam[moment].items()})
+        tensors.update(self.buffer.tensors())
+        tensors["rng.sample"] = self.sample_generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        return {name: value.detach().contiguous() for name, value in tensors.items()}
+
+    def checkpoint_state(self) -> dict:
+        return {
+            "counters": dict(self.counters),
+            "replay": self.buffer.state_dict(),
+            "rng_numpy": self.rng.bit_generator.state,
+            "obs_stats": None if self.env.obs_stats is None else self.env.obs_stats.state_dict(),
+            "target_entropy": self.target_entropy,
+        }
+
+    def save(self, run, final: bool = False) -> None:
+        run.save_checkpoint(self.counters["env_steps"], self.checkpoint_tensors(), self.checkpoint_state(), final=final)
+
+    def load_checkpoint(self, resume) -> None:
+        """Restore networks, optimizer moments, replay contents, counters and random streams.
+
+        NOTE: gymnasium cannot save a running environment, so the resumed run
+        resets its environments (seeded from the step count) and the partial
+        episodes in flight at the checkpoint are lost.
+        """
+        tensors, state = _unpack_resume(resume)
+        with torch.no_grad():
+            for name, value in self.checkpoint_tensors().items():
+                if name.startswith(("replay.", "rng.")):
+                    continue
+                value.copy_(tensors[name].to(value.device))
+        self.buffer.load(tensors, state["replay"])
+        self.sample_generator.set_state(tensors["rng.sample"].cpu())
+        torch.set_rng_state(tensors["rng.torch"].cpu())
+        self.rng.bit_generator.state = state["rng_numpy"]
+        self.counters.update(state["counters"])
+        if state.get("obs_stats") is not None:
+            self.env.obs_stats.load_state_dict(state["obs_stats"])
+            self.sync_obs_stats()
+
+
+def _crossed(previous: int, now: int, every: int) -> bool:
+    """Return True when a multiple of `every` lies in (previous, now]."""
+    return every > 0 and now // every > previous // every
+
+
+def _unpack_resume(resume) -> tuple[dict, dict]:
+    if isinstance(resume, dict):
+        return resume["tensors"], resume["state"]
+    return resume.tensors, resume.state
+
+
+def build(params: dict, ctx) -> SACTask:
+    actor = ctx.get(params["actor"])
+    critic = ctx.get(params["critic"])
+    env = ctx.get(params["env"])
+    batch = params["batch"] if params["batch"] is not None else int(ctx.train.get("batch") or 256)
+    config = SACConfig(
+        gamma=params["gamma"], tau=params["tau"], target_every=params["target_every"], alpha=params["alpha"],
+        autotune=params["autotune"], target_entropy=params["target_entropy"], utd=params["utd"],
+        policy_delay=params["policy_delay"], learning_starts=params["learning_starts"],
+        buffer_size=params["buffer_size"], batch=batch, actor_lr=params["actor_lr"], critic_lr=params["critic_lr"],
+        alpha_lr=params["alpha_lr"], eval_every=params["eval_every"], eval_episodes=params["eval_episodes"],
+        dataset=params["dataset"], offline_steps=params["offline_steps"], bc_weight=params["bc_weight"],
+    )
+    return SACTask(actor, critic, env, config)
