@@ -8,9 +8,9 @@ import math
 def swiglu_hidden(width: int, mlp_ratio: float, hidden: int | None, multiple_of: int) -> int:
     """Return the SwiGLU hidden size: `hidden` when given, else `mlp_ratio * width` rounded up to `multiple_of`.
 
-    LLaMA keeps the parameter count of a 4x GELU MLP by using 2/3 of 4 * width
-    (the default ratio 8/3) across its three matrices, then rounds up for
-    efficient kernels; width 256 gives 704.
+    LLaMA keeps the parameter count of a 4x MLP with two matrices by giving each
+    of its three matrices 2/3 of 4 * width, the default ratio 8/3. Rounding up
+    to a multiple keeps matrix shapes efficient, so width 256 gives 704.
     """
     if hidden is not None:
         return hidden

@@ -65,7 +65,12 @@ class TextCorpus:
         """Yield held-out windows in order, in full batches only (one short batch when fewer windows exist)."""
         windows = self.eval_windows()
         batches = windows // batch_size
-        sizes = [batch_size] * batches if batches else ([windows] if windows else [])
+        if batches:
+            sizes = [batch_size] * batches
+        elif windows:
+            sizes = [windows]
+        else:
+            sizes = []
         if max_batches is not None:
             sizes = sizes[:max_batches]
 
@@ -90,9 +95,9 @@ def describe_source(source) -> str:
     return ", ".join(source)
 
 
-def _empty_corpus(source: str, what: str) -> ProgramError:
+def _empty_corpus(source: str, problem: str) -> ProgramError:
     return ProgramError([Diagnostic(
-        f"the text source {source} {what}",
+        f"the text source {source} {problem}",
         span=None,
         hint="point `source` at files that contain text, or raise `max_files`",
     )])

@@ -1,10 +1,10 @@
 """Which files a `text` data source reads, how they are decoded and how they are split.
 
-The held-out split is chosen by file, never by seed: files are ranked by the
+The held-out split is chosen by file, never by seed. Files are ranked by the
 SHA-256 of their path relative to the source root, and the first
-`round(holdout * n)` of them (at least one, at most n - 1) are held out. The
-same file list therefore always gives the same split, and adding one file
-moves at most that file.
+`round(holdout * n)` of them are held out. That count is raised to one and
+capped at n - 1 when `holdout` is positive and there are at least two files.
+The same file list therefore always gives the same split.
 """
 
 from __future__ import annotations
