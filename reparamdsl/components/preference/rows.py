@@ -1,0 +1,117 @@
+"""Read JSON, JSONL and gzipped rows, each tagged with its file and line for error messages."""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import json
+from collections.abc import Iterator
+
+import attrs
+
+
+class PreferenceDataError(ValueError):
+    """A preference data file or row is malformed; the message starts with `file:line:`."""
+
+
+@attrs.frozen
+class Row:
+    """One JSON value read from a data file and the line where it starts."""
+
+    value: object
+    file: str
+    line: int
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def _read_text(path: str) -> str:
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise PreferenceDataError(f"{path}: cannot read the file: {error}") from error
+
+
+def _is_jsonl(path: str) -> bool:
+    name = path[:-3] if path.endswith(".gz") else path
+    return name.endswith(".jsonl")
+
+
+def read_rows(path: str) -> Iterator[Row]:
+    """Yield the rows of one file: lines of a JSONL file, or elements of a JSON list.
+
+    A line of JSONL that is not valid JSON comes back as a `Row` whose value
+    is a `PreferenceDataError`, so the caller decides whether to skip it. A
+    syntax error inside a JSON list is raised, because parsing cannot resume
+    after it.
+    """
+    text = _read_text(path)
+    if _is_jsonl(path):
+        yield from _jsonl_rows(path, text)
+    else:
+        yield from _json_rows(path, text)
+
+
+def _jsonl_rows(path: str, text: str) -> Iterator[Row]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield Row(json.loads(line), path, number)
+        except json.JSONDecodeError as error:
+            yield Row(PreferenceDataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno})"),
+                      path, number)
+
+
+def _json_rows(path: str, text: str) -> Iterator[Row]:
+    line_starts = [0] + [index + 1 for index, char in enumerate(text) if char == "\n"]
+
+    def line_of(offset: int) -> int:
+        return bisect.bisect_right(line_starts, offset)
+
+    decoder = json.JSONDecoder()
+    position = _skip_space(text, 0)
+    if position < len(text) and text[position] != "[":
+        # A single object, or concatenated objects: treat each as a row.
+        yield from _object_stream(path, text, position, decoder, line_of)
+        return
+
+    position = _skip_space(text, position + 1)
+    if position < len(text) and text[position] == "]":
+        return
+    while position < len(text):
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            raise PreferenceDataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} "
+                                      f"(column {error.colno})") from error
+        yield Row(value, path, line_of(position))
+
+        position = _skip_space(text, end)
+        if position < len(text) and text[position] == "]":
+            return
+        if position >= len(text) or text[position] != ",":
+            raise PreferenceDataError(f"{path}:{line_of(position)}: invalid JSON: expected ',' or ']' "
+                                      "after a list element")
+        position = _skip_space(text, position + 1)
+    raise PreferenceDataError(f"{path}:{line_of(len(text))}: invalid JSON: the list is not closed with ']'")
+
+
+def _object_stream(path, text, position, decoder, line_of) -> Iterator[Row]:
+    while position < len(text):
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            raise PreferenceDataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} "
+                                      f"(column {error.colno})") from error
+        yield Row(value, path, line_of(position))
+        position = _skip_space(text, end)
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
