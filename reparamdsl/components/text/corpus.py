@@ -26,7 +26,8 @@ class TextCorpus:
     Batch `k` depends only on `(seed, k)`, so resuming at batch `k` gives the
     same batches as running through the first `k`. Evaluation windows start
     every `context` tokens, so consecutive windows share one boundary token and
-    each held-out token after the first is a prediction target exactly once.
+    no held-out token is a prediction target twice. The tokens after the last
+    full window, or after the last full batch, are not evaluated.
     """
 
     def __init__(self, tokenizer, context: int, train_tokens: np.ndarray, eval_tokens: np.ndarray,

@@ -1,4 +1,4 @@
-"""Which files a `text` data source reads, how they are decoded and how they are split.
+"""File discovery, decoding and the held-out split of a `text` data source.
 
 The held-out split is chosen by file, never by seed. Files are ranked by the
 SHA-256 of their path relative to the source root, and the first
