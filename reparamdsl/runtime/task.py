@@ -51,6 +51,7 @@ class SupervisedTask(Task):
         return means
 
     def fit(self, run) -> dict[str, float]:
-        from reparamdsl.runtime.trainer import fit_supervised
+        from reparamdsl.runtime.trainer import SupervisedTrainer, fit_supervised
 
-        return fit_supervised(self, run)
+        trainer = SupervisedTrainer(self, run.train, run.device, run.hooks, run.seed)
+        return fit_supervised(trainer, run)

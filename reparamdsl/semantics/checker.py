@@ -253,8 +253,16 @@ class Checker:
                                 hint=f"add `{param.name} = ...` ({param.type.describe()}): {param.doc}")
                 ok = False
             else:
-                params[param.name] = _copy_default(param.default)
+                params[param.name] = self._default(param)
         return params, spans, ok
+
+    def _default(self, param) -> object:
+        # A component default may be written as its bare name; expand it to the plan form.
+        if isinstance(param.type, T.Component) and isinstance(param.default, str):
+            spec = self.registry.get(param.type.kind, param.default)
+            if spec is not None:
+                return spec.default_value()
+        return _copy_default(param.default)
 
     def _bind_named(self, spec, name: str, name_span: Span, value: ast.Node, bound: dict, owner: str) -> bool:
         if spec.param(name) is None:

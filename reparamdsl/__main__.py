@@ -1,0 +1,3 @@
+from reparamdsl.cli.main import entry
+
+entry()

@@ -1,0 +1,68 @@
+"""The embedding API: compile a program from text or a file and use it from Python.
+
+Example:
+    import reparamdsl as rp
+    program = rp.compile_file("programs/lm_adamw.rp", overrides={"train.steps": 20})
+    print(program.plan.hash, program.parameter_counts())
+    metrics = program.run()
+
+Nothing here is global: every call builds its own registry, modules and
+generators, so several programs can be compiled and trained in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reparamdsl.diagnostics import Diagnostic, ProgramError
+from reparamdsl.semantics.frontend import check_file, check_source
+from reparamdsl.semantics.plan import Plan
+from reparamdsl.semantics.registry import Registry
+
+
+def check(text: str, path: str = "<string>", overrides: Mapping[str, object] | None = None,
+          registry: Registry | None = None) -> list[Plan]:
+    """Check program text and return its plans without importing torch."""
+    plans, _ = check_source(text, path, _stringify(overrides), registry)
+    return plans
+
+
+def compile_source(text: str, path: str = "<string>", overrides: Mapping[str, object] | None = None,
+                   device: str = "auto", seed: int | None = None, registry: Registry | None = None):
+    """Check and lower program text; returns a `Program` (or raises `ProgramError`)."""
+    plans, sources = check_source(text, path, _stringify(overrides), registry)
+    return _single_program(plans, sources, device, seed, registry)
+
+
+def compile_file(path: str, overrides: Mapping[str, object] | None = None, device: str = "auto",
+                 seed: int | None = None, registry: Registry | None = None):
+    """Check and lower a program file; returns a `Program` (or raises `ProgramError`)."""
+    plans, sources = check_file(path, _stringify(overrides), registry)
+    return _single_program(plans, sources, device, seed, registry)
+
+
+def _single_program(plans, sources, device, seed, registry):
+    from reparamdsl.lowering.program import Program
+
+    if len(plans) != 1:
+        raise ProgramError([Diagnostic(
+            f"the program expands to {len(plans)} sweep points; compile_* builds one program",
+            hint="use reparamdsl.check(...) to list the plans, or override each swept value")], sources)
+    return Program.from_plan(plans[0], device=device, seed=seed, registry=registry)
+
+
+def _stringify(overrides: Mapping[str, object] | None) -> dict[str, str]:
+    """Turn Python override values into the language's syntax (`True` -> `true`, lists, strings)."""
+    return {key: _to_source(value) for key, value in (overrides or {}).items()}
+
+
+def _to_source(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_to_source(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return str(value)

@@ -1,0 +1,40 @@
+"""Lowering: build every declaration of a plan into PyTorch objects, in dependency order."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from reparamdsl.lowering.context import BuildContext
+from reparamdsl.semantics.plan import KIND_ORDER, Plan
+from reparamdsl.semantics.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map `auto`, `cpu`, `cuda` or `cuda:N` to a device; `auto` prefers CUDA when available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but torch.cuda.is_available() is false; "
+                         "use --device cpu or install a CUDA build of torch")
+    return device
+
+
+def build_plan(plan: Plan, registry: Registry, device: torch.device, seed: int) -> BuildContext:
+    """Build the plan's declarations; returns the context holding the built objects and hooks."""
+    ctx = BuildContext(plan, registry, device, seed)
+    torch.manual_seed(seed)
+    for kind in KIND_ORDER:
+        for decl in plan.of_kind(kind):
+            if kind == "train":
+                continue
+            spec = registry.get(decl.kind, decl.component)
+            if spec is None:
+                raise ValueError(f"the plan names {decl.kind} component '{decl.component}', which is not registered")
+            logger.info("building %s %s = %s", decl.kind, decl.name, decl.component)
+            ctx.built[decl.name] = spec.load_builder()(decl.params, ctx)
+    return ctx

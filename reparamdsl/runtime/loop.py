@@ -1,0 +1,94 @@
+"""The supervised run loop: steps, logging, evaluation, checkpoints, interrupts."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from reparamdsl.runtime.checkpoint import load_checkpoint, rng_state, set_rng_state
+from reparamdsl.runtime.hooks import collect_metrics
+from reparamdsl.runtime.metrics import as_float
+
+logger = logging.getLogger(__name__)
+
+
+class RunInterrupted(Exception):
+    """The run stopped on SIGINT or SIGTERM after writing a checkpoint."""
+
+    def __init__(self, signal_name: str, step: int, checkpoint: str | None):
+        super().__init__(f"stopped by {signal_name} at step {step}")
+        self.signal_name = signal_name
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+def save_state(trainer, run, step: int, final: bool = False) -> str | None:
+    state = {
+        "hooks": [hook.state_dict() for hook in trainer.hooks],
+        "rng": rng_state(),
+    }
+    return run.save_checkpoint(step, trainer.state_tensors(), state, final=final)
+
+
+def restore_state(trainer, checkpoint_dir: str) -> int:
+    tensors, state = load_checkpoint(checkpoint_dir, trainer.device)
+    trainer.load_state_tensors(tensors)
+    for hook, hook_state in zip(trainer.hooks, state.get("hooks", [])):
+        hook.load_state_dict(hook_state)
+    set_rng_state(state["rng"])
+    trainer.step_count = int(state["step"])
+    return trainer.step_count
+
+
+def supervised_loop(trainer, run) -> dict[str, float]:
+    train = run.train
+    total = train["steps"]
+    start = restore_state(trainer, run.resume) if run.resume else 0
+    if start >= total:
+        logger.warning("checkpoint is at step %d of %d: nothing left to train", start, total)
+
+    batches = trainer.task.train_batches(train["batch"], run.seed, start=start)
+    progress = run.progress
+    final_metrics: dict[str, float] = {}
+    last_time, last_step = time.perf_counter(), start
+
+    for step in range(start + 1, total + 1):
+        batch = next(batches)
+        metrics = trainer.step(batch)
+
+        if step % train["log_every"] == 0 or step == total:
+            now = time.perf_counter()
+            metrics["charts/steps_per_sec"] = (step - last_step) / max(now - last_time, 1e-9)
+            last_time, last_step = now, step
+            metrics.update(collect_metrics(trainer.hooks))
+            metrics = {k: as_float(v) for k, v in metrics.items()}
+            run.log(step, metrics)
+            progress.update(step, {k: metrics[k] for k in ("train/loss", "train/lr") if k in metrics})
+            final_metrics.update(metrics)
+        else:
+            progress.update(step)
+
+        if train["eval_every"] and step % train["eval_every"] == 0 and step != total:
+            evaluation = trainer.evaluate(train["eval_batches"])
+            run.log(step, evaluation)
+            progress.write(format_summary(step, evaluation))
+
+        if train["checkpoint_every"] and step % train["checkpoint_every"] == 0 and step != total:
+            save_state(trainer, run, step)
+
+        if run.stop_requested is not None:
+            checkpoint = save_state(trainer, run, step)
+            raise RunInterrupted(run.stop_requested, step, checkpoint)
+
+    evaluation = trainer.evaluate(train["eval_batches"])
+    if evaluation:
+        run.log(max(total, start), evaluation)
+        progress.write(format_summary(max(total, start), evaluation))
+    final_metrics.update(evaluation)
+    save_state(trainer, run, max(total, start), final=True)
+    return final_metrics
+
+
+def format_summary(step: int, metrics: dict[str, float]) -> str:
+    parts = [f"{key.split('/', 1)[-1]} {value:.4f}" for key, value in metrics.items()]
+    return f"step {step}: eval " + ", ".join(parts)

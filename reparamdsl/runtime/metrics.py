@@ -1,0 +1,94 @@
+"""Metric sinks (JSONL, TensorBoard) and the progress bar."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def as_float(value) -> float:
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().float().item())
+    return float(value)
+
+
+class MetricsSink:
+    """Fan metrics out to a JSONL file, TensorBoard and memory; keys are namespaced (`train/loss`)."""
+
+    def __init__(self, out_dir: str | None, tensorboard: bool = True):
+        self.history: list[dict] = []
+        self._jsonl = None
+        self._writer = None
+        if out_dir is not None:
+            self._jsonl = open(os.path.join(out_dir, "metrics.jsonl"), "a", encoding="utf-8")
+            if tensorboard:
+                self._writer = _tensorboard_writer(os.path.join(out_dir, "tensorboard"))
+
+    def log(self, step: int, metrics: dict) -> None:
+        record = {"step": step}
+        for key, value in metrics.items():
+            number = as_float(value)
+            record[key] = number if math.isfinite(number) else str(number)
+        self.history.append(record)
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(record, sort_keys=True) + "\n")
+            self._jsonl.flush()
+        if self._writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, float):
+                    self._writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _tensorboard_writer(path: str):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        logger.info("tensorboard is not installed; metrics go to metrics.jsonl only")
+        return None
+    return SummaryWriter(path)
+
+
+class Progress:
+    """A tqdm progress bar showing the key metrics, or nothing when disabled."""
+
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, unit: str = "step"):
+        self.bar = None
+        self.start = time.perf_counter()
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, leave=True)
+
+    def update(self, step: int, metrics: dict | None = None) -> None:
+        if self.bar is None:
+            return
+        self.bar.n = step
+        if metrics:
+            shown = {k.split("/")[-1]: f"{as_float(v):.4g}" for k, v in metrics.items()}
+            self.bar.set_postfix(shown, refresh=False)
+        self.bar.refresh()
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            logger.info("%s", line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
