@@ -56,7 +56,7 @@ def layout_rows():
     }
 
 
-@pytest.mark.parametrize("template", ["plain", "chatml", "none"])
+@pytest.mark.parametrize("template", ["plain", "chatml", "raw"])
 def test_layouts_give_same_tokens(tmp_path, template):
     encoded = {}
     for layout, row in layout_rows().items():
@@ -178,7 +178,7 @@ def test_truncation_keeps_a_response_token(tmp_path):
         {"prompt": "short", "chosen": "yes", "rejected": "no"},
     ])
 
-    data = load(path, template="none", max_length=12, max_prompt_length=11)
+    data = load(path, template="raw", max_length=12, max_prompt_length=11)
 
     assert len(data.train) == 2
     for pair in data.train:
@@ -191,8 +191,8 @@ def test_truncation_modes_keep_bos_and_the_named_end(tmp_path):
     path = write_jsonl(tmp_path / "t.jsonl", [{"prompt": "abcdefghij", "chosen": "yes", "rejected": "no"}])
     tokenizer = CharTokenizer()
 
-    end = load(path, template="none", max_length=20, max_prompt_length=4).train[0]
-    start = load(path, template="none", max_length=20, max_prompt_length=4, truncation_mode="keep_start").train[0]
+    end = load(path, template="raw", max_length=20, max_prompt_length=4).train[0]
+    start = load(path, template="raw", max_length=20, max_prompt_length=4, truncation_mode="keep_start").train[0]
 
     assert end.prompt == [1] + tokenizer.encode("hij")
     assert start.prompt == [1] + tokenizer.encode("abc")
@@ -202,7 +202,7 @@ def test_response_cut_to_nothing_is_dropped(caplog):
     # The static check keeps max_prompt_length < max_length; a hand-made limit without that
     # margin leaves no room for the first row's response, which must be dropped, not emptied.
     examples = [PairExample("abcdefgh", "yes", "no"), PairExample("ab", "yes", "no")]
-    options = DataOptions(template="none", holdout=0.0)
+    options = DataOptions(template="raw", holdout=0.0)
     tokenizer = TokenizerView.of(CharTokenizer())
 
     assert _encode(examples[0], tokenizer, options, Truncation(max_length=9, max_prompt_length=9)) is None
@@ -210,7 +210,7 @@ def test_response_cut_to_nothing_is_dropped(caplog):
     assert kept.chosen and kept.rejected
 
     with caplog.at_level(logging.WARNING), pytest.raises(ValueError, match="max_prompt_length 9"):
-        encode_examples(examples, tokenizer, DataOptions(template="none", max_length=9, max_prompt_length=9))
+        encode_examples(examples, tokenizer, DataOptions(template="raw", max_length=9, max_prompt_length=9))
 
 
 def test_dropped_pairs_are_counted_and_logged(caplog, monkeypatch):
@@ -219,7 +219,7 @@ def test_dropped_pairs_are_counted_and_logged(caplog, monkeypatch):
     monkeypatch.setattr(DataOptions, "truncation", property(lambda self: Truncation(9, 9)))
 
     with caplog.at_level(logging.WARNING):
-        data = encode_examples(examples, tokenizer, DataOptions(template="none", holdout=0.0))
+        data = encode_examples(examples, tokenizer, DataOptions(template="raw", holdout=0.0))
 
     assert data.dropped_truncated == 1
     assert len(data.train) == 1

@@ -18,7 +18,7 @@ from reparamdsl.semantics.types import (
 
 PAIRED_OBJECTIVES = ("simpo", "dpo", "ipo", "hinge", "robust_dpo", "cpo", "orpo", "rdpo", "sigmoid_norm")
 LAYOUTS = ("auto", "standard", "conversational", "implicit", "sharegpt", "unpaired")
-TEMPLATES = ("plain", "chatml", "none")
+TEMPLATES = ("plain", "chatml", "raw")
 DEFAULT_GAMMA_BETA_RATIO = 0.5
 
 _POSITIVE = Float(min=0.0, min_open=True)
@@ -41,8 +41,8 @@ def _label_smoothing() -> Param:
                  "probability that a preference label is flipped (conservative loss); 0 turns it off")
 
 
-def _reference(default: str = "copy") -> Param:
-    return Param("reference", Enum(("copy", "precomputed", "none")), default,
+def _reference(default: str | None = "copy") -> Param:
+    return Param("reference", Optional(Enum(("copy", "precomputed"))), default,
                  "frozen reference: a copy of the starting policy run each step, its log-probs computed "
                  "once before training, or none (reference log-probs taken as 0)")
 
@@ -93,7 +93,7 @@ def _validate_simpo(params: dict, check) -> None:
 
 
 def _validate_kto(params: dict, check) -> None:
-    if params.get("reference") == "none":
+    if params.get("reference") is None:
         check.error("kto needs a reference model for its log-ratios and KL estimate", param="reference",
                     hint='use reference = "copy" or "precomputed"')
     _check_vocab(params, check)
@@ -159,7 +159,7 @@ def objective_specs() -> list[ComponentSpec]:
         ), _validate_kto),
         _objective("sigmoid_norm", "Length-normalized DPO: logistic loss on average log-prob (or log-ratio) margins", (
             _beta(1.0, "inverse temperature on the average log-prob margin"),
-            _label_smoothing(), _reference("none"),
+            _label_smoothing(), _reference(None),
         )),
     ]
 
@@ -221,7 +221,7 @@ def data_spec() -> ComponentSpec:
             Param("layout", Enum(LAYOUTS), "auto",
                   "row layout; auto detects it per row from the columns present"),
             Param("template", Enum(TEMPLATES), "plain",
-                  "chat template that renders messages to text: plain (User:/Assistant:), chatml, or none"),
+                  "chat template that renders messages to text: plain (User:/Assistant:), chatml, or raw (contents only)"),
             Param("prompt_column", Str(), "prompt", f"{column} the prompt"),
             Param("chosen_column", Str(), "chosen", f"{column} the preferred response"),
             Param("rejected_column", Str(), "rejected", f"{column} the dispreferred response"),

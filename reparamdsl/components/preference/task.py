@@ -229,8 +229,9 @@ def simpo_gamma(params: dict) -> float:
     return params["beta"] * (DEFAULT_GAMMA_BETA_RATIO if ratio is None else ratio)
 
 
-def _paired_task(params: dict, ctx, objective: Callable, reference: str = "none") -> PreferenceTask:
-    return PreferenceTask(ctx.get(params["policy"]), ctx.get(params["data"]), objective, reference, ctx.device)
+def _paired_task(params: dict, ctx, objective: Callable, reference: str | None = None) -> PreferenceTask:
+    return PreferenceTask(ctx.get(params["policy"]), ctx.get(params["data"]), objective, reference or "none",
+                          ctx.device)
 
 
 def build_simpo(params, ctx):
@@ -282,4 +283,4 @@ def build_sigmoid_norm(params, ctx):
 
 def build_kto(params, ctx):
     return KTOTask(ctx.get(params["policy"]), ctx.get(params["data"]), params["beta"], params["desirable_weight"],
-                   params["undesirable_weight"], params["reference"], ctx.device)
+                   params["undesirable_weight"], params["reference"] or "none", ctx.device)

@@ -4,7 +4,7 @@
   blank line; the prompt ends with `Assistant: `.
 - `chatml`: `<|im_start|>role\\n...<|im_end|>\\n` turns; the prompt ends with
   `<|im_start|>assistant\\n` and a response ends with `<|im_end|>`.
-- `none`: message contents joined by a blank line; responses unchanged.
+- `raw`: message contents joined by a blank line; responses unchanged.
 
 A prompt given as a plain string that is already a rendered transcript
 (the implicit-prompt layout with string transcripts) is used verbatim.
