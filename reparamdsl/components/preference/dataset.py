@@ -126,7 +126,7 @@ def parse_examples(paths: list[str], options: DataOptions) -> tuple[list, int]:
 
 
 def rendered_texts(examples: list, template: str) -> Iterator[str]:
-    """Every prompt and response as rendered text, for tokenizers that train on the data (BPE)."""
+    """Yield every prompt and response as rendered text, for tokenizers that train on the data (BPE)."""
     for example in examples:
         yield render_prompt(example.prompt, template)
         responses = (example.chosen, example.rejected) if isinstance(example, PairExample) else (example.completion,)
@@ -166,9 +166,9 @@ def split_holdout(examples: list, fraction: float) -> tuple[list, list]:
         count = min(max(count, 1), len(examples) - 1)
     order = list(range(len(examples)))
     random.Random(SPLIT_SEED).shuffle(order)
-    held = set(order[:count])
-    train = [example for index, example in enumerate(examples) if index not in held]
-    holdout = [example for index, example in enumerate(examples) if index in held]
+    held_out = set(order[:count])
+    train = [example for index, example in enumerate(examples) if index not in held_out]
+    holdout = [example for index, example in enumerate(examples) if index in held_out]
     return train, holdout
 
 
