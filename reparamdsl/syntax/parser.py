@@ -63,6 +63,7 @@ def parse_program(source: str, path: str) -> ast.Program:
         tree = _parser().parse(source, start="start")
     except lark.exceptions.UnexpectedInput as error:
         raise ProgramError([_syntax_diagnostic(error, source, path)], {path: source}) from None
+    _check_nesting(tree, source, path)
     program = _Builder(path).transform(tree)
     return program
 
@@ -73,7 +74,27 @@ def parse_value(text: str, origin: str) -> ast.Node:
         tree = _parser().parse(text, start="value")
     except lark.exceptions.UnexpectedInput as error:
         raise ProgramError([_syntax_diagnostic(error, text, origin)], {origin: text}) from None
+    _check_nesting(tree, text, origin)
     return _Builder(origin).transform(tree)
+
+
+# The AST builder and the checker recurse once per tree level, so a deeper
+# tree would exhaust Python's stack (1000 frames by default).
+MAX_NESTING = 128
+
+
+def _check_nesting(tree: lark.Tree, source: str, path: str) -> None:
+    """Raise `ProgramError` when brackets, signs or operator chains nest deeper than `MAX_NESTING`."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            meta = node.meta
+            span = Span.point(path, meta.line, meta.column) if not meta.empty else Span.point(path, 1, 1)
+            raise ProgramError([Diagnostic(
+                f"expression nests more than {MAX_NESTING} levels deep", span,
+                hint="split it into `let` constants")], {path: source})
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
 
 
 def _describe_expected(names) -> str:
