@@ -51,6 +51,15 @@ def init_update_state(actor: nn.Module, critic: nn.Module, alpha: float, lrs: di
     }
 
 
+def soft_td_target(rewards, terminated, next_q, next_log_prob, alpha, gamma: float) -> torch.Tensor:
+    """Return r + gamma (1 - terminated) (min Q'(s', a') - alpha log pi(a'|s')).
+
+    Only termination stops the bootstrap; a transition cut by a time limit is
+    stored with terminated = 0 and bootstraps from its true final observation.
+    """
+    return rewards + gamma * (1.0 - terminated) * (next_q - alpha * next_log_prob)
+
+
 def sac_update(actor: nn.Module, critic: nn.Module, config: UpdateConfig, state: dict, batch: dict,
                update_actor: bool, offline: bool, update_target: bool = True) -> dict[str, torch.Tensor]:
     """Run one SAC update on `batch` in place and return 0-dimensional metric tensors.
@@ -72,7 +81,7 @@ def sac_update(actor: nn.Module, critic: nn.Module, config: UpdateConfig, state:
     with torch.no_grad():
         next_actions, next_log_prob = functional_call(actor, state["actor"], (next_obs,))
         next_q = functional_call(critic, state["target"], (next_obs, next_actions)).min(0).values
-        target_q = rewards + config.gamma * (1.0 - terminated) * (next_q - alpha * next_log_prob)
+        target_q = soft_td_target(rewards, terminated, next_q, next_log_prob, alpha, config.gamma)
 
     def critic_loss(params):
         q = functional_call(critic, params, (obs, actions))  # (E, B)
