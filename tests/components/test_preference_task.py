@@ -352,3 +352,21 @@ def test_unpaired_layout_rejected_for_paired_objective(tmp_path):
     path = write_program(tmp_path, "dpo(lm, prefs)", PAIR_ROWS, extra="layout = unpaired")
     with pytest.raises(ProgramError, match="use objective `kto`"):
         check_file(path)
+
+
+@pytest.mark.parametrize("objective", ["simpo(lm, prefs)", "kto(lm, prefs) { reference = precomputed }"])
+def test_compiled_step_matches_eager(tmp_path, objective):
+    from reparamdsl.lowering.program import Program
+    from reparamdsl.semantics.frontend import check_file
+
+    path = write_program(tmp_path, objective, PAIR_ROWS)
+    losses = {}
+    for compile_flag in ("false", "true"):
+        overrides = {"train.compile": compile_flag, "train.compile_backend": "eager"}
+        plans, _ = check_file(path, overrides)
+        program = Program.from_plan(plans[0], device="cpu")
+        trainer = program.trainer()
+        batches = program.task.train_batches(4, seed=0)
+        losses[compile_flag] = [float(trainer.step(next(batches))["train/loss"]) for _ in range(2)]
+
+    assert losses["true"] == pytest.approx(losses["false"], rel=1e-5)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import math
 
-import attrs
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
 
-@attrs.frozen
-class PairLogps:
-    """Sequence log-probabilities of a batch of pairs under the policy and the reference."""
+class PairLogps(NamedTuple):
+    """Sequence log-probabilities of a batch of pairs under the policy and the reference.
+
+    A named tuple rather than an attrs class, because `torch.compile(fullgraph=True)` traces its construction.
+    """
 
     chosen: torch.Tensor
     rejected: torch.Tensor
@@ -48,14 +51,13 @@ class PairLogps:
         return -self.chosen.sum() / self.chosen_lengths.sum().clamp(min=1)
 
 
-@attrs.frozen
-class ObjectiveOutput:
+class ObjectiveOutput(NamedTuple):
     """The scalar loss, per-pair rewards (B,) and extra 0-dimensional metrics."""
 
     loss: torch.Tensor
     chosen_rewards: torch.Tensor
     rejected_rewards: torch.Tensor
-    metrics: dict = attrs.field(factory=dict)
+    metrics: dict
 
 
 def logistic(margin: torch.Tensor, label_smoothing: float) -> torch.Tensor:
