@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import attrs
 import torch
 
+from reparamdsl.diagnostics import ProgramError
 from reparamdsl.lowering.context import BuildContext
 from reparamdsl.semantics.plan import KIND_ORDER, Plan
 from reparamdsl.semantics.registry import Registry
@@ -36,5 +38,21 @@ def build_plan(plan: Plan, registry: Registry, device: torch.device, seed: int) 
             if spec is None:
                 raise ValueError(f"the plan names {decl.kind} component '{decl.component}', which is not registered")
             logger.info("building %s %s = %s", decl.kind, decl.name, decl.component)
-            ctx.built[decl.name] = spec.load_builder()(decl.params, ctx)
+            ctx.current = decl.name
+            try:
+                ctx.built[decl.name] = spec.load_builder()(decl.params, ctx)
+            except ProgramError as error:
+                raise _placed(error, plan, decl) from None
     return ctx
+
+
+def _placed(error: ProgramError, plan: Plan, decl) -> ProgramError:
+    """Attach the declaration's position to build-time diagnostics that have none."""
+    span = plan.spans.get(decl.name)
+    diagnostics = []
+    for diagnostic in error.diagnostics:
+        if diagnostic.span is None and span is not None:
+            diagnostic = attrs.evolve(diagnostic, span=span,
+                                      message=f"{diagnostic.message} (in {decl.kind} '{decl.name}')")
+        diagnostics.append(diagnostic)
+    return ProgramError(diagnostics, {**plan.sources, **error.sources})

@@ -20,6 +20,8 @@ class BuildContext:
         self.built: dict[str, object] = {}
         self.hooks: list[TrainingHook] = []
         self.train: dict = plan.train_params()
+        self.current: str | None = None
+        """Name of the declaration being built, for per-declaration seeds and messages."""
 
     def get(self, ref) -> object:
         name = ref["ref"] if isinstance(ref, dict) else ref

@@ -50,7 +50,10 @@ class Checker:
 
     def check(self) -> Plan | None:
         for name, let in self.resolved.lets.items():
-            self._let_value(name, let.span)
+            try:
+                self._let_value(name, let.span)
+            except Reported:
+                pass
 
         for name in self.resolved.decls:
             self._checked_decl(name, None)
@@ -64,7 +67,8 @@ class Checker:
         sweep = None
         if self.resolved.sweep_label is not None:
             sweep = {"label": self.resolved.sweep_label, "values": self.resolved.sweep_values}
-        return Plan(os.path.splitext(os.path.basename(self.resolved.path))[0], declarations, sweep)
+        spans = {name: decl.name_span for name, decl in self.resolved.decls.items()}
+        return Plan(os.path.splitext(os.path.basename(self.resolved.path))[0], declarations, sweep, spans)
 
     def _check_program_shape(self) -> None:
         decls = self.resolved.decls
@@ -208,7 +212,7 @@ class Checker:
         outputs = dict(spec.outputs(params)) if spec.outputs is not None else {}
         checked = CheckedDecl(decl.kind, decl.name, spec.name, params, outputs)
         if spec.validate is not None:
-            check = _DeclCheck(self, decl, spans)
+            check = _DeclCheck(self, decl, spans, decl.name_span)
             spec.validate(params, check)
             if check.errors:
                 return FAILED
@@ -302,9 +306,14 @@ class Checker:
         args = tuple(ast.Arg(located.span, None, None, _Literal(located.span, located.value)) for located in call.args)
         args += tuple(ast.Arg(span, name, span, _Literal(located.span, located.value))
                       for name, located, span in call.kwargs)
-        params, _, ok = self._bind(spec, args, (), call.name_span, f"{kind} '{call.name}'")
+        params, spans, ok = self._bind(spec, args, (), call.name_span, f"{kind} '{call.name}'")
         if not ok:
             raise Reported
+        if spec.validate is not None:
+            check = _DeclCheck(self, None, spans, call.name_span)
+            spec.validate(params, check)
+            if check.errors:
+                raise Reported
         return {"kind": kind, "component": spec.name, "params": params}
 
     # Expressions
@@ -413,21 +422,22 @@ class _TypeContext:
 
 
 class _DeclCheck(StaticCheck):
-    def __init__(self, checker: Checker, decl: ast.Decl, spans: dict[str, Span]):
+    def __init__(self, checker: Checker, decl: ast.Decl | None, spans: dict[str, Span], owner_span: Span):
         self.checker = checker
         self.decl = decl
         self.spans = spans
+        self.owner_span = owner_span
         self.errors = 0
 
     def error(self, message: str, param: str | None = None, hint: str | None = None) -> None:
         self.errors += 1
-        span = self.spans.get(param, self.decl.name_span) if param else self.decl.name_span
+        span = self.spans.get(param, self.owner_span) if param else self.owner_span
         self.checker.sink.error(message, span, hint=hint)
 
     def lookup(self, name: str) -> CheckedDecl | None:
         if name not in self.checker.resolved.decls:
             return None
-        result = self.checker._checked_decl(name, self.decl.name_span)
+        result = self.checker._checked_decl(name, self.owner_span)
         return None if result is FAILED else result
 
 

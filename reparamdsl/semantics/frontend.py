@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import attrs
+
 from reparamdsl.diagnostics import DiagnosticSink, ProgramError
 from reparamdsl.semantics.checker import Checker
 from reparamdsl.semantics.plan import Plan
@@ -48,7 +50,7 @@ def _check(path: str, text: str | None, overrides, registry) -> tuple[list[Plan]
     for variant in variants:
         plan = Checker(variant, registry, sink).check()
         if plan is not None:
-            plans.append(plan)
+            plans.append(attrs.evolve(plan, sources=sources))
     sink.raise_if_errors(sources)
     return plans, sources
 

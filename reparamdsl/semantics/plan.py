@@ -36,6 +36,11 @@ class Plan:
     program: str
     declarations: tuple[PlanDecl, ...]
     sweep: dict | None = None
+    # Where each declaration was written, and the program text, so that errors
+    # found while building (an empty corpus, a bad data row) point at the source.
+    # Neither is part of the plan's content or hash.
+    spans: dict = attrs.field(factory=dict, eq=False, repr=False)
+    sources: dict = attrs.field(factory=dict, eq=False, repr=False)
 
     def content(self) -> dict:
         return {"format": PLAN_FORMAT,

@@ -168,18 +168,31 @@ def _apply_one(key, key_span, value, lets, decls, sink, registry) -> None:
         let = lets[head]
         lets[head] = attrs.evolve(let, value=value)
         return
-    if head in decls and len(parts) >= 2:
-        decls[head] = _override_entry(decls[head], parts[1:], key_span, value)
-        return
     if head == "train" and "train" not in decls and len(parts) >= 2:
-        empty = ast.Decl(key_span, "train", "train", key_span, "train", key_span, (), None, ())
-        decls["train"] = _override_entry(empty, parts[1:], key_span, value)
+        decls["train"] = ast.Decl(key_span, "train", "train", key_span, "train", key_span, (), None, (), key_span)
+    if head in decls and len(parts) >= 2:
+        decl = _with_default_component(decls[head], parts[1], key_span, registry) if len(parts) >= 3 else decls[head]
+        decls[head] = _override_entry(decl, parts[1:], key_span, value)
         return
 
     candidates = list(lets) + [f"{name}.{p.name}" for name, decl in decls.items()
                                for p in _spec_params(registry, decl)]
     sink.error(f"unknown override key '{key}'", key_span,
                hint=did_you_mean(key, candidates) or "an override names a let constant or declaration.parameter")
+
+
+def _with_default_component(decl: ast.Decl, key: str, span: Span, registry) -> ast.Decl:
+    """Make a defaulted component parameter explicit, so `train.schedule.warmup=...` can set inside it."""
+    if any(entry.key == key for entry in decl.entries) or any(arg.name == key for arg in decl.args):
+        return decl
+    spec = registry.get(decl.kind, decl.component) if registry is not None else None
+    param = spec.param(key) if spec is not None else None
+    default = param.default if param is not None else None
+    name = default.get("component") if isinstance(default, dict) else default if isinstance(default, str) else None
+    if name is None:
+        return decl
+    call = ast.Call(span, name, span, (), ())
+    return attrs.evolve(decl, entries=decl.entries + (ast.Entry(span, key, span, call),))
 
 
 def _spec_params(registry, decl: ast.Decl):

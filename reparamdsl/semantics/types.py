@@ -191,13 +191,13 @@ class Enum(ParamType):
     def convert(self, value, span, ctx):
         if isinstance(value, ComponentCall) and not value.args and not value.kwargs:
             value = value.name
-        if not isinstance(value, str) or value not in self.choices:
-            shown = value if isinstance(value, str) else describe_value(value)
+        if not isinstance(value, str):
+            raise TypeMismatch(f"expected one of {', '.join(self.choices)}, found {describe_value(value)}")
+        if value not in self.choices:
             from reparamdsl.diagnostics import did_you_mean
 
-            hint = did_you_mean(shown, self.choices) if isinstance(shown, str) else None
-            raise TypeMismatch(f"invalid choice '{shown}': expected one of {', '.join(self.choices)}",
-                               hint=hint)
+            raise TypeMismatch(f"invalid choice '{value}': expected one of {', '.join(self.choices)}",
+                               hint=did_you_mean(value, self.choices))
         return value
 
     def describe(self):
@@ -226,14 +226,19 @@ class Either(ParamType):
     options: tuple[ParamType, ...]
 
     def convert(self, value, span, ctx):
-        first_error = None
+        errors = []
         for option in self.options:
             try:
                 return option.convert(value, span, ctx)
             except TypeMismatch as error:
-                first_error = first_error or error
+                errors.append(error)
+        # An option that accepted the kind of value but rejected the value itself
+        # (a range, a missing file, an unknown choice) explains the problem best.
+        for error in errors:
+            if not error.message.startswith("expected"):
+                raise error
         raise TypeMismatch(f"expected {self.describe()}, found {describe_value(value)}",
-                           hint=first_error.hint if first_error else None)
+                           hint=errors[0].hint if errors else None)
 
     def describe(self):
         return " | ".join(option.describe() for option in self.options)

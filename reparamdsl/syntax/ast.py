@@ -123,6 +123,7 @@ class Decl(Node):
     args: tuple[Arg, ...]
     target: Ref | None
     entries: tuple[Entry, ...]
+    span_of_kind: Span
 
 
 @attrs.frozen

@@ -19,12 +19,6 @@ TERMINAL_WORDS = {
     "NAME": "a name",
     "NUMBER": "a number",
     "STRING": "a string",
-    "DATA": "a declaration (data, model, reparam, objective, env)",
-    "MODEL": "a declaration (data, model, reparam, objective, env)",
-    "REPARAM": "a declaration (data, model, reparam, objective, env)",
-    "OBJECTIVE": "a declaration (data, model, reparam, objective, env)",
-    "ENV": "a declaration (data, model, reparam, objective, env)",
-    "TRAIN": "'train'",
     "IMPORT": "'import'",
     "LET": "'let'",
     "ON": "'on'",
@@ -65,7 +59,31 @@ def parse_program(source: str, path: str) -> ast.Program:
         raise ProgramError([_syntax_diagnostic(error, source, path)], {path: source}) from None
     _check_nesting(tree, source, path)
     program = _Builder(path).transform(tree)
+    diagnostics = _check_item_kinds(program)
+    if diagnostics:
+        raise ProgramError(diagnostics, {path: source})
     return program
+
+
+def _check_item_kinds(program: ast.Program) -> list[Diagnostic]:
+    """Validate declaration kinds, which the grammar parses as plain names."""
+    from reparamdsl.diagnostics import did_you_mean
+
+    diagnostics = []
+    kinds = ("data", "model", "reparam", "objective", "env")
+    for item in program.items:
+        if not isinstance(item, ast.Decl):
+            continue
+        if item.kind == "train" and item.component == "train":
+            if item.name != "train":
+                diagnostics.append(Diagnostic(
+                    f"unknown item '{item.name}'", item.name_span,
+                    hint=did_you_mean(item.name, ("train",)) or "a block without a name is only allowed as `train { ... }`"))
+        elif item.kind not in kinds:
+            diagnostics.append(Diagnostic(
+                f"unknown declaration kind '{item.kind}'", item.span_of_kind,
+                hint=did_you_mean(item.kind, kinds + ("train",)) or f"declarations start with {', '.join(kinds)}"))
+    return diagnostics
 
 
 def parse_value(text: str, origin: str) -> ast.Node:
@@ -114,8 +132,9 @@ def _describe_expected(names) -> str:
 def _describe_token(token: Token) -> str:
     if token.type == "$END":
         return "the end of the file"
-    return f"{TERMINAL_WORDS.get(token.type, token.type.lower())} '{token}'" if token.type in (
-        "NAME", "NUMBER", "STRING") else f"'{token}'"
+    if token.type in ("NAME", "NUMBER", "STRING"):
+        return f"{token.type.lower()} {token}" if token.type == "STRING" else f"{token.type.lower()} '{token}'"
+    return f"'{token}'"
 
 
 def _syntax_diagnostic(error: lark.exceptions.UnexpectedInput, source: str, path: str) -> Diagnostic:
@@ -135,26 +154,30 @@ def _syntax_diagnostic(error: lark.exceptions.UnexpectedInput, source: str, path
     end_column = token.end_column if token.end_line == token.line else token.column + 1
     span = Span(path, token.line, token.column, token.line, end_column)
     message = f"unexpected {_describe_token(token)}: expected {_describe_expected(expected)}"
-    return Diagnostic(message, span, _token_hint(token, set(expected)))
+    history = getattr(error, "token_history", None) or ()
+    previous = history[-1] if history else None
+    return Diagnostic(message, span, _token_hint(token, set(expected), previous))
 
 
-def _token_hint(token: Token, expected: set[str]) -> str | None:
+def _token_hint(token: Token, expected: set[str], previous: Token | None) -> str | None:
+    if previous is not None and previous.type == "NUMBER" and re.search(r"\s(steps|step|epochs|epoch|tokens)$", str(previous)):
+        unit = str(previous).split()[-1]
+        return (f"'{unit}' was read as the unit of {str(previous).split()[0]}; "
+                "start the next entry on a new line or put ',' before it")
+    if token.type == "EQUAL" and len(expected & VALUE_TERMINALS) >= 4:
+        return "write a single '=' followed by the value"
     if token.type == "EQUAL" and "NAME" in expected:
         return "a declaration reads `kind name = component { ... }`"
     if token.type == "NAME" and "EQUAL" in expected:
         return "set a value with `key = value`"
     if token.type == "LBRACE" and "EQUAL" in expected:
         return "name the declaration and its component: `data corpus = text { ... }`"
-    if token.type == "NAME" and "DATA" in expected and token.value in ("dataset", "models", "optimizer", "reparameterize"):
-        return "declarations start with data, model, reparam, objective, env or train"
-    if token.type == "NAME" and "DATA" in expected:
+    if "LET" in expected:
         return "each item is an import, a `let`, a declaration (data, model, reparam, objective, env) or `train { ... }`"
     if token.type in ("NUMBER", "STRING") and "EQUAL" in expected:
         return "a block holds `key = value` entries"
     if token.type == "RBRACE" and expected & VALUE_TERMINALS:
         return "give the entry a value after '='"
-    if token.type == "NUMBER" and re.search(r"\s(steps|step|epochs|epoch|tokens)$", str(token)):
-        return "a unit belongs to the number before it; put the next entry on its own line"
     return None
 
 
@@ -248,9 +271,6 @@ class _Builder(Transformer):
         _, name, value = children
         return ast.Let(self.span(meta), str(name), _span(self.path, name), value)
 
-    def kind(self, meta, children):
-        return children[0]
-
     def decl(self, meta, children):
         kind, name, component = children[0], children[1], children[2]
         args, target, entries = (), None, ()
@@ -262,12 +282,13 @@ class _Builder(Transformer):
             else:
                 entries = child
         return ast.Decl(self.span(meta), str(kind), str(name), _span(self.path, name), str(component),
-                        _span(self.path, component), args, target, entries)
+                        _span(self.path, component), args, target, entries, _span(self.path, kind))
 
     def train_decl(self, meta, children):
         keyword, entries = children
         keyword_span = _span(self.path, keyword)
-        return ast.Decl(self.span(meta), "train", "train", keyword_span, "train", keyword_span, (), None, entries)
+        return ast.Decl(self.span(meta), "train", str(keyword), keyword_span, "train", keyword_span, (), None,
+                        entries, keyword_span)
 
     def on_clause(self, meta, children):
         names = children[1:]
