@@ -33,9 +33,13 @@ class POETHook(TrainingHook):
     moments for the POET parameters. No tensor is replaced, so the compiled
     step stays valid.
 
-    `clip_scale()` multiplies the gradient-clipping threshold: after each merge
-    it ramps linearly from `clip_ramp_start` to 1 over `clip_ramp` steps
-    (1 throughout when `clip_ramp` is 0).
+    `clip_scale(step)` multiplies the gradient-clipping threshold: the first
+    step after a merge gets `clip_ramp_start`, rising linearly to 1 over
+    `clip_ramp` steps (1 throughout when `clip_ramp` is 0).
+
+    W0, the permutations and the reference spectrum are persistent buffers of
+    the POET layers, so the model's state dict checkpoints them; the merge
+    count and step go through `state_dict`.
     """
 
     name = "poet"
@@ -124,11 +128,12 @@ class POETHook(TrainingHook):
                 elif isinstance(value, torch.Tensor):
                     value.zero_()
 
-    def clip_scale(self) -> float:
-        """Return the factor for the gradient-clipping threshold of the next step."""
+    def clip_scale(self, step: int | None = None) -> float:
+        """Return the factor for the gradient-clipping threshold of optimizer step `step` (the next one by default)."""
         if self.clip_ramp <= 0 or self.merges == 0:
             return 1.0
-        progress = min(1.0, (self.step - self.last_merge_step) / self.clip_ramp)
+        step = self.step + 1 if step is None else step
+        progress = min(1.0, max(0, step - 1 - self.last_merge_step) / self.clip_ramp)
         return self.clip_ramp_start + (1.0 - self.clip_ramp_start) * progress
 
     def metrics(self):
@@ -150,14 +155,3 @@ class POETHook(TrainingHook):
         self.merges = int(state["merges"])
         self.last_merge_step = int(state["last_merge_step"])
         self.step = int(state.get("step", self.last_merge_step))
-
-    def tensors(self):
-        saved = {}
-        for name, layer in self.layers.items():
-            saved[f"poet.{name}.weight0"] = layer.weight0
-            saved[f"poet.{name}.reference_singular_values"] = layer.reference_singular_values
-            for side in ("r", "p"):
-                factor = getattr(layer, side)
-                saved[f"poet.{name}.{side}.perm"] = factor.perm
-                saved[f"poet.{name}.{side}.inv_perm"] = factor.inv_perm
-        return saved
