@@ -25,7 +25,10 @@ EXIT_INTERRUPTED = 130
 @click.option("--allow-plan-change", is_flag=True, help="Resume even if the program or overrides changed.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan(s) and parameter counts; train nothing.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, dry_run, no_progress) -> None:
+@click.option("--nproc", type=int, default=1, show_default=True,
+              help="Data-parallel processes on this machine (one per GPU, or CPU processes with gloo); "
+                   "starts torchrun. For several nodes run `torchrun ... -m reparamdsl run ...` directly.")
+def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, dry_run, no_progress, nproc) -> None:
     """Train a program. Overrides use the language's syntax: key=value.
 
     Sweeps (`sweep(a, b)` in the program or an override) expand into one run
@@ -37,6 +40,7 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
       rpc run programs/lm_adamw.rp train.steps=200 lm.width=128
       rpc run programs/lm_adamw.rp "train.optimizer.lr=sweep(1e-3, 3e-4)" --dry-run
       rpc run --resume runs/lm_adamw-20261204-101500
+      rpc run programs/lm_adamw.rp --nproc 2 --device cpu
     """
     from reparamdsl.cli.main import split_overrides
     from reparamdsl.semantics.frontend import check_file
@@ -61,20 +65,92 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
 
     if resume_dir is not None and len(plans) > 1:
         raise click.UsageError("--resume continues one run; the program expands to several sweep points")
-    if out_dir is not None and len(plans) > 1:
-        raise click.UsageError("--out names one run folder; sweeps get one folder each under runs/")
+    folders = _run_folders(plans, out_dir, resume_dir)
 
     if dry_run:
-        _print_dry_run(plans, device)
+        _print_dry_run(plans, folders, device)
         return
 
+    if nproc != 1 and not launched_by_torchrun():
+        _launch_torchrun(nproc, device, file, overrides, seed, out_dir, folders, resume_dir, allow_plan_change,
+                         no_progress)
+        return
+
+    for plan, folder in zip(plans, folders):
+        _run_one(plan, parsed, device, folder, resume_dir, allow_plan_change, not no_progress)
+
+
+def launched_by_torchrun() -> bool:
+    from reparamdsl.runtime.distributed import launched_by_torchrun as launched
+
+    return launched()
+
+
+def _run_folders(plans, out_dir: str | None, resume_dir: str | None) -> list[str]:
+    """Pick each plan's run folder: --resume, --out, or runs/<program>-<time>; sweep points go under --out."""
+    from reparamdsl.runtime.session import default_run_dir
+
+    if resume_dir is not None:
+        return [resume_dir]
+    if len(plans) == 1:
+        return [out_dir or default_run_dir(plans[0])]
+    folders = []
     for plan in plans:
-        _run_one(plan, parsed, device, out_dir, resume_dir, allow_plan_change, not no_progress)
+        folder = default_run_dir(plan, root=out_dir or "runs")
+        while folder in folders:
+            folder += "-1"
+        folders.append(folder)
+    return folders
 
 
-def _print_dry_run(plans, device: str) -> None:
+def _launch_torchrun(nproc, device, file, overrides, seed, out_dir, folders, resume_dir, allow_plan_change,
+                     no_progress) -> None:
+    """Re-run this command under `python -m torch.distributed.run` with `nproc` processes; exit with its code."""
+    import signal
+    import subprocess
+    import sys
+
+    from reparamdsl.runtime.distributed import DistributedError, check_nproc
+
+    try:
+        check_nproc(nproc, device)
+    except DistributedError as error:
+        raise click.UsageError(str(error)) from None
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "reparamdsl", "run", "--device", device]
+    if file is not None:
+        command += [file, *overrides]
+    if seed is not None:
+        command += ["--seed", str(seed)]
+    if resume_dir is not None:
+        command += ["--resume", resume_dir]
+    elif len(folders) == 1:
+        command += ["--out", folders[0]]
+    elif out_dir is not None:
+        command += ["--out", out_dir]
+    if allow_plan_change:
+        command.append("--allow-plan-change")
+    if no_progress:
+        command.append("--no-progress")
+
+    logger.info("starting: %s", " ".join(command))
+    # Ctrl-C reaches torchrun and its workers through the terminal; this process only waits for them.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = subprocess.call(command)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    raise SystemExit(code)
+
+
+def _print_dry_run(plans, folders: list[str], device: str) -> None:
     from reparamdsl.lowering.program import Program
 
+    if len(plans) > 1:
+        click.echo(f"# {len(plans)} sweep points, run one after another:")
+        for plan, folder in zip(plans, folders):
+            click.echo(f"#   {plan.sweep['label']}  ->  {folder}")
     for plan in plans:
         if len(plans) > 1:
             click.echo(f"# sweep point: {plan.sweep['label']}")
@@ -85,34 +161,45 @@ def _print_dry_run(plans, device: str) -> None:
                    f"{counts['buffers']:,} in buffers; device {program.device}")
 
 
-def _run_one(plan, overrides, device, out_dir, resume_dir, allow_plan_change, progress) -> None:
+def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, progress) -> None:
     from reparamdsl.lowering.program import Program
     from reparamdsl.runtime.checkpoint import CheckpointError
+    from reparamdsl.runtime.distributed import Distributed, DistributedError, init_from_environment
     from reparamdsl.runtime.loop import RunInterrupted
-    from reparamdsl.runtime.session import RunFolderError, default_run_dir, run_program
+    from reparamdsl.runtime.session import RunFolderError, run_program
     from reparamdsl.runtime.trainer import NonFiniteError
 
-    if resume_dir is None and out_dir is None:
-        out_dir = default_run_dir(plan)
+    distributed = Distributed()
     try:
+        if launched_by_torchrun():
+            distributed, device = init_from_environment(device)
         program = Program.from_plan(plan, device=device)
-    except ValueError as error:
+    except (ValueError, DistributedError) as error:
         raise click.UsageError(str(error)) from None
-    folder = resume_dir or out_dir
+
+    out_dir = None if resume_dir is not None else folder
     try:
         metrics = run_program(program, out_dir=out_dir, resume_dir=resume_dir, progress=progress,
-                              overrides=overrides, allow_plan_change=allow_plan_change, handle_signals=True)
+                              overrides=overrides, allow_plan_change=allow_plan_change, handle_signals=True,
+                              distributed=distributed)
     except (RunFolderError, CheckpointError) as error:
         raise click.ClickException(str(error)) from None
+    except DistributedError as error:
+        raise click.UsageError(str(error)) from None
     except RunInterrupted as stop:
-        click.echo(f"stopped by {stop.signal_name} at step {stop.step}; checkpoint written to {stop.checkpoint}.\n"
-                   f"resume with: rpc run --resume {folder}", err=True)
+        if distributed.is_main:
+            click.echo(f"stopped by {stop.signal_name} at step {stop.step}; checkpoint written to {stop.checkpoint}.\n"
+                       f"resume with: rpc run --resume {folder}", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     except NonFiniteError as error:
-        click.echo(f"error: {error}; the run stopped and the last good checkpoint in {folder}/checkpoints is kept.\n"
-                   "lower the learning rate, enable clipping, or set train.on_nonfinite = skip", err=True)
+        if distributed.is_main:
+            click.echo(f"error: {error}; the run stopped and the last good checkpoint in {folder}/checkpoints is "
+                       "kept.\nlower the learning rate, enable clipping, or set train.on_nonfinite = skip", err=True)
         raise SystemExit(1) from None
+    finally:
+        distributed.close()
 
-    click.echo(f"run folder: {folder}")
-    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("eval/") or k == "train/loss"}
-    click.echo("final metrics: " + json.dumps(shown, sort_keys=True))
+    if distributed.is_main:
+        click.echo(f"run folder: {folder}")
+        shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("eval/") or k == "train/loss"}
+        click.echo("final metrics: " + json.dumps(shown, sort_keys=True))

@@ -38,12 +38,43 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete or corrupt."""
 
 
+class CheckpointState:
+    """A loaded checkpoint: what `run.resume` holds for a task's `fit`.
+
+    Attributes:
+        path: the checkpoint folder.
+        step: the step the checkpoint was written after.
+        tensors: the saved tensors, on the device given to `read_checkpoint`.
+        state: the saved JSON state (the task's keys plus `step` and `runtime`).
+    """
+
+    def __init__(self, path: str, tensors: dict[str, torch.Tensor], state: dict):
+        self.path = path
+        self.tensors = tensors
+        self.state = state
+        self.step = int(state.get("step", 0))
+
+    def __repr__(self) -> str:
+        return f"CheckpointState({self.path!r}, step={self.step})"
+
+
 class CheckpointManager:
     """Save step and final checkpoints under `root`, keeping the newest `keep` step checkpoints."""
 
     def __init__(self, root: str, keep: int = 3):
         self.root = root
         self.keep = keep
+        self._remove_staging_leftovers()
+
+    def _remove_staging_leftovers(self) -> None:
+        # A process killed during a write leaves its hidden staging folder behind.
+        if not os.path.isdir(self.root):
+            return
+        for name in os.listdir(self.root):
+            path = os.path.join(self.root, name)
+            if name.startswith(".") and os.path.isdir(path):
+                logger.info("removing the incomplete checkpoint write %s", path)
+                shutil.rmtree(path, ignore_errors=True)
 
     def save(self, step: int, tensors: dict[str, torch.Tensor], state: dict, final: bool = False) -> str:
         os.makedirs(self.root, exist_ok=True)
@@ -86,9 +117,18 @@ def latest_checkpoint(root: str) -> str | None:
             return path
     if not os.path.isdir(root):
         return None
-    candidates = sorted(d for d in os.listdir(root) if d.startswith("step-") or d == "final")
+    # Without a usable pointer, `final` is the newest, then the step folders by number.
+    candidates = sorted(d for d in os.listdir(root) if d.startswith("step-")) + ["final"]
     complete = [os.path.join(root, d) for d in candidates if os.path.isfile(os.path.join(root, d, STATE_FILE))]
     return complete[-1] if complete else None
+
+
+def read_checkpoint(path: str, device: torch.device | str = "cpu") -> CheckpointState:
+    """Load a checkpoint folder as a `CheckpointState`; raises `CheckpointError` naming the bad file."""
+    tensors, state = load_checkpoint(path, device)
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise CheckpointError(f"corrupt checkpoint state {os.path.join(path, STATE_FILE)}: no integer 'step'")
+    return CheckpointState(path, tensors, state)
 
 
 def load_checkpoint(path: str, device: torch.device | str = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
@@ -101,7 +141,7 @@ def load_checkpoint(path: str, device: torch.device | str = "cpu") -> tuple[dict
     try:
         with open(state_path, encoding="utf-8") as handle:
             state = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise CheckpointError(f"corrupt checkpoint state {state_path}: {error}") from None
     try:
         tensors = load_file(tensors_path, device=str(device))

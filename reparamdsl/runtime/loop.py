@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from reparamdsl.runtime.checkpoint import load_checkpoint, rng_state, set_rng_state
+from reparamdsl.runtime.checkpoint import CheckpointError, CheckpointState, rng_state, set_rng_state
+from reparamdsl.runtime.distributed import Distributed, shard_batches
 from reparamdsl.runtime.hooks import collect_metrics
 from reparamdsl.runtime.metrics import as_float
 
@@ -30,24 +31,31 @@ def save_state(trainer, run, step: int, final: bool = False) -> str | None:
     return run.save_checkpoint(step, trainer.state_tensors(), state, final=final)
 
 
-def restore_state(trainer, checkpoint_dir: str) -> int:
-    tensors, state = load_checkpoint(checkpoint_dir, trainer.device)
-    trainer.load_state_tensors(tensors)
-    for hook, hook_state in zip(trainer.hooks, state.get("hooks", [])):
+def restore_state(trainer, checkpoint: CheckpointState) -> int:
+    """Load model, optimizer, hook and RNG state; return the step the checkpoint was written after."""
+    try:
+        trainer.load_state_tensors(checkpoint.tensors)
+    except (KeyError, RuntimeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {checkpoint.path} does not fit this program's model and optimizer: "
+                              f"{first_line}") from None
+    for hook, hook_state in zip(trainer.hooks, checkpoint.state.get("hooks", [])):
         hook.load_state_dict(hook_state)
-    set_rng_state(state["rng"])
-    trainer.step_count = int(state["step"])
+    set_rng_state(checkpoint.state["rng"])
+    trainer.step_count = checkpoint.step
     return trainer.step_count
 
 
 def supervised_loop(trainer, run) -> dict[str, float]:
     train = run.train
     total = train["steps"]
-    start = restore_state(trainer, run.resume) if run.resume else 0
+    distributed = run.distributed or Distributed()
+    start = restore_state(trainer, run.resume) if run.resume is not None else 0
     if start >= total:
         logger.warning("checkpoint is at step %d of %d: nothing left to train", start, total)
 
-    batches = trainer.task.train_batches(train["batch"], run.seed, start=start)
+    # Batches are indexed by step, so a resumed run continues with the batch that follows the checkpoint.
+    batches = shard_batches(trainer.task.train_batches(train["batch"], run.seed, start=start), distributed)
     progress = run.progress
     final_metrics: dict[str, float] = {}
     last_time, last_step = time.perf_counter(), start
@@ -76,9 +84,10 @@ def supervised_loop(trainer, run) -> dict[str, float]:
         if train["checkpoint_every"] and step % train["checkpoint_every"] == 0 and step != total:
             save_state(trainer, run, step)
 
-        if run.stop_requested is not None:
+        # Every process must stop after the same step, or the others would wait in the next all-reduce.
+        if distributed.any(run.stop_requested is not None):
             checkpoint = save_state(trainer, run, step)
-            raise RunInterrupted(run.stop_requested, step, checkpoint)
+            raise RunInterrupted(run.stop_requested or "a signal to another process", step, checkpoint)
 
     evaluation = trainer.evaluate(train["eval_batches"])
     if evaluation:

@@ -21,11 +21,12 @@ class RunContext:
         seed: the run seed.
         hooks: training hooks appended by reparameterizations.
         out_dir: the run folder, or None for a run that writes nothing.
-        resume: the checkpoint state to resume from (`CheckpointState`), or None.
+        resume: the checkpoint to resume from (`CheckpointState` with `tensors`, `state`, `step`), or None.
+        distributed: the process group's rank and size (`Distributed`); one process has rank 0 of 1.
     """
 
     def __init__(self, train: dict, device: torch.device, seed: int, hooks: list[TrainingHook],
-                 out_dir: str | None, metrics_sink, progress, checkpoints, resume=None):
+                 out_dir: str | None, metrics_sink, progress, checkpoints, resume=None, distributed=None):
         self.train = train
         self.device = device
         self.seed = seed
@@ -35,6 +36,7 @@ class RunContext:
         self.progress = progress
         self.checkpoints = checkpoints
         self.resume = resume
+        self.distributed = distributed
         self.stop_requested: str | None = None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -42,18 +44,29 @@ class RunContext:
         self.metrics_sink.log(step, metrics)
 
     def save_checkpoint(self, step: int, tensors: dict[str, torch.Tensor], state: dict, final: bool = False) -> str | None:
-        """Write a checkpoint atomically: `tensors` as safetensors, `state` as JSON; return its folder."""
+        """Write a checkpoint atomically: `tensors` as safetensors, `state` as JSON; return its folder.
+
+        Only the process that owns the run folder writes (rank 0 of a distributed
+        run; the others return None). The state gets a `runtime` entry with the
+        length of metrics.jsonl, so a resume can drop the records written after
+        this checkpoint.
+        """
         if self.checkpoints is None:
             return None
-        return self.checkpoints.save(step, tensors, state, final=final)
+        runtime = {"metrics_bytes": self.metrics_sink.position()}
+        return self.checkpoints.save(step, tensors, {**state, "runtime": runtime}, final=final)
 
     def install_signal_handlers(self) -> None:
         """Turn SIGINT and SIGTERM into a stop request that the loop honours after the current step."""
 
         def request_stop(signum, frame):
             name = signal.Signals(signum).name
-            if self.stop_requested is not None:
+            # A second Ctrl-C aborts at once. Other repeats are ignored: torchrun forwards a
+            # SIGTERM to workers that already got the terminal's SIGINT.
+            if self.stop_requested == "SIGINT" and name == "SIGINT":
                 raise KeyboardInterrupt
+            if self.stop_requested is not None:
+                return
             self.stop_requested = name
             logger.warning("received %s: stopping after this step and writing a checkpoint", name)
 

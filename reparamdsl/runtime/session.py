@@ -12,8 +12,9 @@ import sys
 
 import torch
 
-from reparamdsl.runtime.checkpoint import CheckpointError, CheckpointManager, latest_checkpoint
-from reparamdsl.runtime.metrics import MetricsSink, Progress
+from reparamdsl.runtime.checkpoint import CheckpointError, CheckpointManager, latest_checkpoint, read_checkpoint
+from reparamdsl.runtime.distributed import Distributed, DistributedError, check_batch
+from reparamdsl.runtime.metrics import MetricsSink, Progress, rewind_metrics
 from reparamdsl.runtime.run import RunContext
 from reparamdsl.runtime.task import SupervisedTask
 from reparamdsl.semantics.plan import Plan, diff_plans
@@ -53,7 +54,7 @@ def environment_info(device: torch.device) -> dict:
 
 
 def check_resume(run_dir: str, plan: Plan, allow_mismatch: bool) -> str:
-    """Return the checkpoint to resume from; refuses a folder whose plan differs from `plan`."""
+    """Return the checkpoint folder to resume from; rejects a folder whose plan differs from `plan`."""
     plan_path = os.path.join(run_dir, "plan.json")
     if not os.path.isdir(run_dir):
         raise RunFolderError(f"run folder not found: {run_dir}")
@@ -62,10 +63,15 @@ def check_resume(run_dir: str, plan: Plan, allow_mismatch: bool) -> str:
     with open(plan_path, encoding="utf-8") as handle:
         try:
             saved = json.load(handle)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise RunFolderError(f"corrupt plan file {plan_path}: {error}") from None
+    if not isinstance(saved, dict):
+        raise RunFolderError(f"corrupt plan file {plan_path}: expected a JSON object")
 
     if saved.get("hash") != plan.hash and not allow_mismatch:
+        if saved.get("program") != plan.program:
+            raise RunFolderError(f"{run_dir} holds a run of program '{saved.get('program')}', not '{plan.program}'; "
+                                 "resume it with its own program, or start a new run with another --out")
         changes = diff_plans({"declarations": saved.get("declarations"), "sweep": saved.get("sweep")},
                              {"declarations": plan.content()["declarations"], "sweep": plan.sweep})
         shown = "\n  ".join(changes[:20]) or "(the plan formats differ)"
@@ -81,30 +87,50 @@ def check_resume(run_dir: str, plan: Plan, allow_mismatch: bool) -> str:
 
 def run_program(program, out_dir: str | None, resume_dir: str | None = None, progress: bool = True,
                 overrides: dict | None = None, allow_plan_change: bool = False,
-                handle_signals: bool = False) -> dict[str, float]:
-    """Train `program` in a run folder (or without one when `out_dir` and `resume_dir` are None)."""
+                handle_signals: bool = False, distributed: Distributed | None = None) -> dict[str, float]:
+    """Train `program` in a run folder (or without one when `out_dir` and `resume_dir` are None).
+
+    With `distributed` (several processes started by torchrun) every process
+    trains and only rank 0 writes the run folder.
+    """
     plan = program.plan
-    resume_checkpoint = None
+    distributed = distributed or Distributed()
+    train = plan.train_params()
+    if distributed.enabled:
+        _check_distributable(program, train, distributed)
+
+    resume = None
     if resume_dir is not None:
-        resume_checkpoint = check_resume(resume_dir, plan, allow_plan_change)
+        resume = read_checkpoint(check_resume(resume_dir, plan, allow_plan_change), program.device)
         out_dir = resume_dir
-        logger.info("resuming from %s", resume_checkpoint)
+        logger.info("resuming from %s (step %d)", resume.path, resume.step)
 
+    writes = out_dir is not None and distributed.is_main
     checkpoints = None
-    if out_dir is not None:
-        _prepare_run_dir(out_dir, plan, overrides or {}, program.device, resuming=resume_dir is not None)
-        checkpoints = CheckpointManager(os.path.join(out_dir, "checkpoints"), keep=plan.train_params()["keep_checkpoints"])
+    if writes:
+        _prepare_run_dir(out_dir, plan, overrides or {}, program.device, resuming=resume is not None)
+        if resume is not None:
+            dropped = rewind_metrics(out_dir, resume.state)
+            if dropped:
+                logger.info("dropped %d metric records written after the checkpoint at step %d", dropped, resume.step)
+        checkpoints = CheckpointManager(os.path.join(out_dir, "checkpoints"), keep=train["keep_checkpoints"])
 
-    sink = MetricsSink(out_dir)
-    bar = Progress(plan.train_params()["steps"], enabled=progress)
-    run = RunContext(plan.train_params(), program.device, program.seed, program.hooks, out_dir, sink, bar,
-                     checkpoints, resume=resume_checkpoint)
+    sink = MetricsSink(out_dir if writes else None, purge_step=resume.step + 1 if resume is not None else None)
+    bar = Progress(train["steps"], initial=resume.step if resume is not None else 0,
+                   enabled=progress and distributed.is_main)
+    run = RunContext(train, program.device, program.seed, program.hooks, out_dir, sink, bar,
+                     checkpoints, resume=resume, distributed=distributed)
     previous = _install_signals(run) if handle_signals else None
     try:
         if isinstance(program.task, SupervisedTask):
-            from reparamdsl.runtime.trainer import fit_supervised
+            from reparamdsl.runtime.trainer import SupervisedTrainer, fit_supervised
 
-            result = fit_supervised(program.trainer(), run)
+            if distributed.enabled:
+                trainer = SupervisedTrainer(program.task, train, program.device, program.hooks, program.seed,
+                                            distributed=distributed)
+            else:
+                trainer = program.trainer()
+            result = fit_supervised(trainer, run)
         else:
             result = program.task.fit(run)
     finally:
@@ -114,7 +140,30 @@ def run_program(program, out_dir: str | None, resume_dir: str | None = None, pro
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
     program.history = sink.history
+    if run.stop_requested is not None and not isinstance(program.task, SupervisedTask):
+        # Tasks with their own loop return after writing their checkpoint; report it like the supervised loop.
+        from reparamdsl.runtime.loop import RunInterrupted
+
+        checkpoint = latest_checkpoint(os.path.join(out_dir, "checkpoints")) if writes else None
+        raise RunInterrupted(run.stop_requested, _checkpoint_step(checkpoint), checkpoint)
     return result
+
+
+def _checkpoint_step(checkpoint: str | None) -> int | None:
+    if checkpoint is None:
+        return None
+    try:
+        with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as handle:
+            return int(json.load(handle)["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_distributable(program, train: dict, distributed: Distributed) -> None:
+    if not isinstance(program.task, SupervisedTask):
+        raise DistributedError(f"objective '{program.plan.objective().component}' has its own training loop and "
+                               "runs in one process; drop --nproc")
+    check_batch(train["batch"], train["grad_accum"], distributed.world_size)
 
 
 def _install_signals(run: RunContext) -> dict:
@@ -137,4 +186,4 @@ def _prepare_run_dir(out_dir: str, plan: Plan, overrides: dict, device: torch.de
         json.dump(environment_info(device), handle, indent=1, sort_keys=True)
 
 
-__all__ = ["CheckpointError", "RunFolderError", "run_program", "default_run_dir"]
+__all__ = ["CheckpointError", "DistributedError", "RunFolderError", "run_program", "default_run_dir"]

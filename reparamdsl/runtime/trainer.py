@@ -77,8 +77,12 @@ class SupervisedTrainer:
     """Optimizer state, schedule and the compiled step of one supervised task."""
 
     def __init__(self, task: SupervisedTask, train: dict, device: torch.device, hooks: list[TrainingHook],
-                 seed: int, schedule: Callable[[int, int], float] | None = None):
+                 seed: int, schedule: Callable[[int, int], float] | None = None, distributed=None):
         self.task = task
+        # A `reparamdsl.runtime.distributed.Distributed`; with several processes the step averages
+        # gradients, loss and metrics over them (see that module).
+        self.distributed = distributed
+        self.world_size = distributed.world_size if distributed is not None else 1
         self.train = train
         self.device = device
         self.hooks = hooks
@@ -136,16 +140,18 @@ class SupervisedTrainer:
                 metric_sums[key] = metric_sums.get(key, 0) + value
         count = len(micro_batches)
         grads = {name: grad / count for name, grad in grads.items()}
+        loss = loss_sum / count
+        metrics = {key: value / count for key, value in metric_sums.items()}
+        if self.world_size > 1:
+            grads, loss, metrics = _average_over_processes(grads, loss, metrics, self.world_size)
 
         grad_norm = torch.sqrt(sum(grad.float().pow(2).sum() for grad in grads.values()))
         clip_coef = torch.clamp(max_norm / (grad_norm + 1e-6), max=1.0)
         grads = {name: grad * clip_coef for name, grad in grads.items()}
 
-        loss = loss_sum / count
         finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
         with torch.no_grad():
             self.optimizer.update(params, grads, lr, finite if self.skip_nonfinite else None)
-        metrics = {key: value / count for key, value in metric_sums.items()}
         return loss, grad_norm, finite, metrics
 
     def _eval(self, params, batch):
@@ -229,6 +235,19 @@ class SupervisedTrainer:
             for index, hook in enumerate(self.hooks):
                 for key, value in hook.tensors().items():
                     value.copy_(tensors[f"hook{index}/{key}"])
+
+
+def _average_over_processes(grads: dict[str, torch.Tensor], loss: torch.Tensor, metrics: dict[str, torch.Tensor],
+                            world_size: int):
+    from reparamdsl.runtime.distributed import all_reduce_mean
+
+    grad_names, metric_names = list(grads), list(metrics)
+    averaged = all_reduce_mean([grads[n] for n in grad_names] + [loss] + [metrics[n] for n in metric_names],
+                               world_size)
+    grads = dict(zip(grad_names, averaged[:len(grad_names)]))
+    loss = averaged[len(grad_names)]
+    metrics = dict(zip(metric_names, averaged[len(grad_names) + 1:]))
+    return grads, loss, metrics
 
 
 def _split(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:
