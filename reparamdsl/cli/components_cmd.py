@@ -10,7 +10,8 @@ from reparamdsl.semantics.registry import REQUIRED
 @click.command()
 @click.argument("kind", required=False)
 @click.argument("name", required=False)
-def components(kind: str | None, name: str | None) -> None:
+@click.option("--markdown", is_flag=True, help="Print the reference of every component as Markdown.")
+def components(kind: str | None, name: str | None, markdown: bool) -> None:
     """List components by kind, or show one component's parameters.
 
     \b
@@ -18,10 +19,14 @@ def components(kind: str | None, name: str | None) -> None:
       rpc components
       rpc components model
       rpc components model llama
+      rpc components --markdown > reference.md
     """
     from reparamdsl.semantics.registry import default_registry
 
     registry = default_registry()
+    if markdown:
+        click.echo(markdown_reference(registry), nl=False)
+        return
     if kind is not None and kind not in registry.kinds():
         raise click.UsageError(f"unknown component kind '{kind}': expected one of {', '.join(registry.kinds())}")
 
@@ -48,3 +53,31 @@ def format_default(value) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     return str(value)
+
+
+def markdown_reference(registry) -> str:
+    """Render every registered component and its parameters as Markdown tables."""
+    lines = []
+    for kind in registry.kinds():
+        lines.append(f"### {kind}")
+        lines.append("")
+        for spec in registry.specs():
+            if spec.kind != kind:
+                continue
+            lines.append(f"#### `{kind} {spec.name}`")
+            lines.append("")
+            lines.append(spec.doc)
+            lines.append("")
+            if not spec.params:
+                lines.append("No parameters.")
+                lines.append("")
+                continue
+            lines.append("| parameter | type | default | meaning |")
+            lines.append("| --- | --- | --- | --- |")
+            for param in spec.params:
+                default = "required" if param.default is REQUIRED else f"`{format_default(param.default)}`"
+                kind_text = param.type.describe().replace("|", "\\|")
+                doc = param.doc.replace("|", "\\|")
+                lines.append(f"| `{param.name}` | {kind_text} | {default} | {doc} |")
+            lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""The `rpc` command line: exit codes, diagnostics without tracebacks, dry runs."""
+
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from reparamdsl.cli.main import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LM_PROGRAM = os.path.join(ROOT, "programs", "lm_adamw.rp")
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_check_valid_program_exits_zero():
+    result = invoke("check", LM_PROGRAM)
+
+    assert result.exit_code == 0
+    assert "ok, plan" in result.output
+
+
+def test_check_malformed_program_exits_one_without_traceback(tmp_path):
+    path = tmp_path / "bad.rp"
+    path.write_text("train {\n  steps = -3\n  precison = bf16\n}\n")
+
+    result = invoke("check", str(path))
+
+    assert result.exit_code == 1
+    assert f"{path}:2:11: error: invalid value for 'steps'" in result.output
+    assert f"{path}:3:3: error: unknown parameter 'precison'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_usage_error_exits_two():
+    result = invoke("run", LM_PROGRAM, "not-an-override")
+
+    assert result.exit_code == 2
+    assert "key=value" in result.output
+
+
+def test_missing_file_exits_one():
+    result = invoke("check", "/nonexistent/prog.rp")
+
+    assert result.exit_code == 1
+    assert "program file not found" in result.output
+
+
+def test_dry_run_prints_plan_and_counts():
+    result = invoke("run", LM_PROGRAM, "lm.width=32", "lm.depth=1", "corpus.max_files=8", "--dry-run", "--device", "cpu")
+
+    assert result.exit_code == 0
+    assert '"format": "reparamdsl.plan/1"' in result.output
+    assert "# parameters:" in result.output
+
+
+def test_dry_run_lists_sweep_points():
+    result = invoke("run", LM_PROGRAM, "lm.width=sweep(32, 64)", "lm.depth=1", "corpus.max_files=8", "--dry-run",
+                    "--device", "cpu")
+
+    assert result.exit_code == 0
+    assert result.output.count("# sweep point:") == 2
+
+
+def test_components_lists_parameters():
+    result = invoke("components", "train", "train")
+
+    assert result.exit_code == 0
+    assert "steps: steps >= 1, default 1000." in result.output
+
+
+def test_check_does_not_import_torch():
+    code = ("import sys\n"
+            "from reparamdsl.cli.main import main\n"
+            f"try:\n    main(['check', '-q', {LM_PROGRAM!r}])\n"
+            "except SystemExit as exit:\n    assert exit.code in (0, None), exit.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
