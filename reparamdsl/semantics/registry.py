@@ -41,6 +41,7 @@ BUILTIN_SPEC_MODULES = (
     "reparamdsl.components.language.specs",
     "reparamdsl.components.poet.specs",
     "reparamdsl.components.preference.specs",
+    "reparamdsl.components.checkpoint.specs",
     "reparamdsl.components.rl.specs",
 )
 

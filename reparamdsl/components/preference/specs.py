@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+from reparamdsl.components.checkpoint.specs import run_tokenizer_vocab_size
 from reparamdsl.components.text.specs import tokenizer_plan_value
 from reparamdsl.components.text.specs import tokenizer_vocab_size as text_tokenizer_vocab_size
 from reparamdsl.semantics.registry import ComponentSpec, Param
@@ -78,6 +79,23 @@ def _check_vocab(params: dict, check) -> None:
         check.error(f"data '{decl.name}' has {data_vocab} token ids but model '{model.name}' "
                     f"has a vocabulary of {model_vocab}", param="policy",
                     hint=f"set the model's vocabulary to {decl.name}.vocab_size")
+    if model is not None and model.component == "checkpoint":
+        _check_checkpoint_tokenizer(decl, model, data_vocab, model_vocab, check)
+
+
+def _check_checkpoint_tokenizer(data, model, data_vocab, model_vocab, check) -> None:
+    """A policy loaded from a run must read the token ids it was trained on: same tokenizer, same vocabulary."""
+    hint = f"set `tokenizer = {model.name}.tokenizer` in data '{data.name}'"
+    if isinstance(data_vocab, int) and isinstance(model_vocab, int) and data_vocab != model_vocab:
+        check.error(f"data '{data.name}' has {data_vocab} token ids but the checkpoint of model "
+                    f"'{model.name}' was trained with {model_vocab}", param="data", hint=hint)
+        return
+    trained_with = model.outputs.get("tokenizer")
+    tokenizer = tokenizer_plan_value(data.params["tokenizer"])
+    if trained_with is not None and tokenizer != trained_with:
+        check.error(f"data '{data.name}' uses tokenizer {tokenizer['component']}, which is not the tokenizer "
+                    f"model '{model.name}' was trained with ({trained_with['component']}); a bpe tokenizer "
+                    "named here trains on the preference files and gives other ids", param="data", hint=hint)
 
 
 def _validate_paired(params: dict, check) -> None:
@@ -194,6 +212,8 @@ def tokenizer_vocab_size(tokenizer: dict | str) -> int | None:
     tokenizer = tokenizer_plan_value(tokenizer)
     if tokenizer["component"] == "hf":
         return hf_vocab_size(tokenizer["params"]["path"])
+    if tokenizer["component"] == "run_tokenizer":
+        return run_tokenizer_vocab_size(tokenizer["params"])
     return text_tokenizer_vocab_size(tokenizer)
 
 
