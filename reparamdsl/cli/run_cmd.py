@@ -199,7 +199,9 @@ def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, pro
     finally:
         distributed.close()
 
-    if distributed.is_main:
+    if distributed.is_main and resume_dir is not None and not program.history:
+        click.echo(f"nothing to train: the run in {folder} already finished", err=True)
+    elif distributed.is_main:
         click.echo(f"run folder: {folder}")
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("eval/") or k == "train/loss"}
         click.echo("final metrics: " + json.dumps(shown, sort_keys=True))

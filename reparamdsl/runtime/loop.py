@@ -52,7 +52,8 @@ def supervised_loop(trainer, run) -> dict[str, float]:
     distributed = run.distributed or Distributed()
     start = restore_state(trainer, run.resume) if run.resume is not None else 0
     if start >= total:
-        logger.warning("checkpoint is at step %d of %d: nothing left to train", start, total)
+        logger.warning("the run already finished: its checkpoint is at step %d of %d", start, total)
+        return {}
 
     # Batches are indexed by step, so a resumed run continues with the batch that follows the checkpoint.
     batches = shard_batches(trainer.task.train_batches(train["batch"], run.seed, start=start), distributed)
