@@ -13,6 +13,12 @@ logger = logging.getLogger(__name__)
 EXIT_INTERRUPTED = 130
 
 
+class LayoutError(click.ClickException):
+    """A process layout that does not fit the machine or the batch: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
@@ -55,11 +61,7 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
             raise click.UsageError("give a program FILE, or --resume RUN_DIR to continue a run")
         if parsed:
             raise click.UsageError("overrides need the program FILE; resuming from the run folder uses its saved plan")
-        plan_path = os.path.join(resume_dir, "plan.json")
-        if not os.path.isfile(plan_path):
-            raise click.UsageError(f"{resume_dir} is not a run folder: plan.json is missing")
-        with open(plan_path, encoding="utf-8") as handle:
-            plans = [Plan.from_json(handle.read())]
+        plans = [_saved_plan(resume_dir, Plan)]
     else:
         plans, _ = check_file(file, parsed)
 
@@ -78,6 +80,19 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
 
     for plan, folder in zip(plans, folders):
         _run_one(plan, parsed, device, folder, resume_dir, allow_plan_change, not no_progress)
+
+
+def _saved_plan(run_dir: str, plan_class):
+    if not os.path.isdir(run_dir):
+        raise click.ClickException(f"run folder not found: {run_dir}")
+    plan_path = os.path.join(run_dir, "plan.json")
+    if not os.path.isfile(plan_path):
+        raise click.ClickException(f"{run_dir} is not a run folder: plan.json is missing")
+    try:
+        with open(plan_path, encoding="utf-8") as handle:
+            return plan_class.from_json(handle.read())
+    except (ValueError, KeyError, TypeError) as error:
+        raise click.ClickException(f"corrupt plan file {plan_path}: {error}") from None
 
 
 def launched_by_torchrun() -> bool:
@@ -115,7 +130,7 @@ def _launch_torchrun(nproc, device, file, overrides, seed, out_dir, folders, res
     try:
         check_nproc(nproc, device)
     except DistributedError as error:
-        raise click.UsageError(str(error)) from None
+        raise LayoutError(str(error)) from None
 
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "reparamdsl", "run", "--device", device]
@@ -174,7 +189,9 @@ def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, pro
         if launched_by_torchrun():
             distributed, device = init_from_environment(device)
         program = Program.from_plan(plan, device=device)
-    except (ValueError, DistributedError) as error:
+    except DistributedError as error:
+        raise LayoutError(str(error)) from None
+    except ValueError as error:
         raise click.UsageError(str(error)) from None
 
     out_dir = None if resume_dir is not None else folder
@@ -185,7 +202,7 @@ def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, pro
     except (RunFolderError, CheckpointError) as error:
         raise click.ClickException(str(error)) from None
     except DistributedError as error:
-        raise click.UsageError(str(error)) from None
+        raise LayoutError(str(error)) from None
     except RunInterrupted as stop:
         if distributed.is_main:
             click.echo(f"stopped by {stop.signal_name} at step {stop.step}; checkpoint written to {stop.checkpoint}.\n"

@@ -31,6 +31,27 @@ def save_state(trainer, run, step: int, final: bool = False) -> str | None:
     return run.save_checkpoint(step, trainer.state_tensors(), state, final=final)
 
 
+def check_checkpoint_fits(trainer, checkpoint: CheckpointState) -> None:
+    """Raise `CheckpointError` unless the checkpoint has every state tensor of `trainer` with its shape."""
+    expected = trainer.state_tensors()
+    missing = [name for name in expected if name not in checkpoint.tensors]
+    reshaped = [name for name, value in expected.items()
+                if name in checkpoint.tensors and checkpoint.tensors[name].shape != value.shape]
+    unexpected = [name for name in checkpoint.tensors if name not in expected]
+    if missing or reshaped or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} tensors missing (first: {missing[0]})")
+        if reshaped:
+            name = reshaped[0]
+            problems.append(f"{len(reshaped)} with another shape (first: {name}, "
+                            f"{tuple(checkpoint.tensors[name].shape)} instead of {tuple(expected[name].shape)})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
+        raise CheckpointError(f"checkpoint {checkpoint.path} does not fit this program's model and optimizer: "
+                              + "; ".join(problems))
+
+
 def restore_state(trainer, checkpoint: CheckpointState) -> int:
     """Load model, optimizer, hook and RNG state; return the step the checkpoint was written after."""
     try:

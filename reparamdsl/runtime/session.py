@@ -14,6 +14,7 @@ import torch
 
 from reparamdsl.runtime.checkpoint import CheckpointError, CheckpointManager, latest_checkpoint, read_checkpoint
 from reparamdsl.runtime.distributed import Distributed, DistributedError, check_batch
+from reparamdsl.runtime.loop import RunInterrupted, check_checkpoint_fits, supervised_loop
 from reparamdsl.runtime.metrics import MetricsSink, Progress, rewind_metrics
 from reparamdsl.runtime.run import RunContext
 from reparamdsl.runtime.task import SupervisedTask
@@ -101,9 +102,15 @@ def run_program(program, out_dir: str | None, resume_dir: str | None = None, pro
 
     resume = None
     if resume_dir is not None:
-        resume = read_checkpoint(check_resume(resume_dir, plan, allow_plan_change), program.device)
+        resume = _read_resume_checkpoint(check_resume(resume_dir, plan, allow_plan_change), program.device)
         out_dir = resume_dir
         logger.info("resuming from %s (step %d)", resume.path, resume.step)
+
+    trainer = None
+    if isinstance(program.task, SupervisedTask):
+        trainer = _supervised_trainer(program, train, distributed)
+        if resume is not None:
+            check_checkpoint_fits(trainer, resume)
 
     writes = out_dir is not None and distributed.is_main
     checkpoints = None
@@ -122,15 +129,8 @@ def run_program(program, out_dir: str | None, resume_dir: str | None = None, pro
                      checkpoints, resume=resume, distributed=distributed)
     previous = _install_signals(run) if handle_signals else None
     try:
-        if isinstance(program.task, SupervisedTask):
-            from reparamdsl.runtime.trainer import SupervisedTrainer, fit_supervised
-
-            if distributed.enabled:
-                trainer = SupervisedTrainer(program.task, train, program.device, program.hooks, program.seed,
-                                            distributed=distributed)
-            else:
-                trainer = program.trainer()
-            result = fit_supervised(trainer, run)
+        if trainer is not None:
+            result = supervised_loop(trainer, run)
         else:
             result = program.task.fit(run)
     finally:
@@ -142,8 +142,6 @@ def run_program(program, out_dir: str | None, resume_dir: str | None = None, pro
     program.history = sink.history
     if run.stop_requested is not None and not isinstance(program.task, SupervisedTask):
         # Tasks with their own loop return after writing their checkpoint; report it like the supervised loop.
-        from reparamdsl.runtime.loop import RunInterrupted
-
         checkpoint = latest_checkpoint(os.path.join(out_dir, "checkpoints")) if writes else None
         raise RunInterrupted(run.stop_requested, _checkpoint_step(checkpoint), checkpoint)
     return result
@@ -157,6 +155,22 @@ def _checkpoint_step(checkpoint: str | None) -> int | None:
             return int(json.load(handle)["step"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _supervised_trainer(program, train: dict, distributed: Distributed):
+    from reparamdsl.runtime.trainer import SupervisedTrainer
+
+    if not distributed.enabled:
+        return program.trainer()
+    return SupervisedTrainer(program.task, train, program.device, program.hooks, program.seed, distributed=distributed)
+
+
+def _read_resume_checkpoint(path: str, device: torch.device):
+    try:
+        return read_checkpoint(path, device)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; move {path} out of the checkpoints folder to resume from the one "
+                              "before it") from None
 
 
 def _check_distributable(program, train: dict, distributed: Distributed) -> None:
