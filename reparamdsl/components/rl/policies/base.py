@@ -50,8 +50,18 @@ def standard_normal_entropy(dim: int) -> float:
 
 def env_dims(env_ref, ctx):
     """Return (obs_dim, action_dim, action_scale) of the environment a model declaration names."""
-    env = ctx.get(env_ref)
-    return env.obs_dim, env.action_dim, env.action_scale
+    name = env_ref["ref"] if isinstance(env_ref, dict) else env_ref
+    if name in ctx.built:
+        env = ctx.built[name]
+        return env.obs_dim, env.action_dim, env.action_scale
+
+    # Models are lowered before environments, so read the sizes from a one-off single environment.
+    from reparamdsl.components.rl.envs import GymVectorEnv
+
+    decl = next(decl for decl in ctx.plan.of_kind("env") if decl.name == name)
+    probe = GymVectorEnv(decl.params["id"], 1, max_episode_steps=decl.params["max_episode_steps"])
+    probe.close()
+    return probe.obs_dim, probe.action_dim, probe.action_scale
 
 
 class BehaviourCloning(nn.Module):
