@@ -8,7 +8,7 @@ import json
 import attrs
 
 PLAN_FORMAT = "reparamdsl.plan/1"
-KIND_ORDER = ("data", "model", "reparam", "env", "objective", "train")
+KIND_ORDER = ("data", "env", "model", "reparam", "objective", "train")
 
 
 @attrs.frozen
