@@ -81,3 +81,21 @@ def test_check_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_compile_writes_plan_and_report(tmp_path):
+    import json
+
+    out = tmp_path / "build"
+    result = invoke("compile", LM_PROGRAM, "lm.width=32", "lm.depth=1", "corpus.max_files=8", "corpus.context=32",
+                    "train.batch=2", "-o", str(out), "--device", "cpu")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    plan = json.loads((out / "plan.json").read_text())
+    assert report["plan_hash"] == plan["hash"]
+    assert report["graph_breaks"] == 0
+    assert report["graphs"] == 1
+    assert report["parameters"]["trainable"] > 0
+    # Forward + backward of a 1-layer width-32 model on 2 x 32 tokens: at least 6 FLOPs per parameter per token.
+    assert report["flops_per_step"] >= 6 * 2 * 32 * (report["parameters"]["trainable"] - 2 * 257 * 32)
