@@ -127,7 +127,6 @@ def build_llama(params: dict, ctx) -> LlamaModel:
         multiple_of=params["multiple_of"], context=params["context"], rope_theta=params["rope_theta"],
         norm_eps=params["norm_eps"], tie_embeddings=params["tie_embeddings"], dropout=params["dropout"],
     )
-    # NOTE: the builder does not receive its declaration's name, so two llama
-    # declarations of the same shape in one program start from equal weights.
-    init_weights(model, params["init_std"], ctx.generator("model:llama"))
+    # Seeded by declaration name, so two llama declarations start from different weights.
+    init_weights(model, params["init_std"], ctx.generator(f"model:{ctx.current}"))
     return model.to(ctx.device)
