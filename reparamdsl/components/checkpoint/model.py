@@ -23,7 +23,7 @@ class CheckpointLoadError(RuntimeError):
 
 
 def saved_reparams(plan: Plan, model: str) -> list:
-    """The run's reparameterization declarations whose target is `model`, in plan order."""
+    """Return the run's reparameterization declarations whose target is `model`, in plan order."""
     return [decl for decl in plan.of_kind("reparam") if decl.params.get("target") == {"ref": model}]
 
 
@@ -33,7 +33,7 @@ def rebuild_model(plan: Plan, model: str, ctx) -> nn.Module:
     The rebuilt module has the same state dict keys as the one the run saved.
     It is built in its own context with the run's seed, so the random
     initialization (overwritten by the checkpoint) never draws from this
-    program's generators; the hooks of the saved reparameterizations are dropped.
+    program's generators. The hooks of the saved reparameterizations are dropped.
     """
     saved_seed = plan.train_params().get("seed", 0)
     saved_ctx = BuildContext(plan, ctx.registry, ctx.device, saved_seed)
@@ -56,7 +56,7 @@ def rebuild_model(plan: Plan, model: str, ctx) -> nn.Module:
 
 
 def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The `model/<key>` entries of a checkpoint, keyed by state dict key."""
+    """Select the `model/<key>` entries of a checkpoint, keyed by state dict key."""
     return {key[len(MODEL_PREFIX):]: value for key, value in tensors.items() if key.startswith(MODEL_PREFIX)}
 
 
@@ -74,7 +74,7 @@ def load_weights(module: nn.Module, state: dict[str, torch.Tensor], source: str)
 
 
 def merged_linear(module: nn.Module) -> nn.Linear:
-    """A plain `nn.Linear` with the effective weight (and bias) of a reparameterized linear layer."""
+    """Build a plain `nn.Linear` with the effective weight (and bias) of a reparameterized linear layer."""
     with torch.no_grad():
         weight = module.effective_weight().detach()
         bias = getattr(module, "bias", None)

@@ -3,7 +3,7 @@
 Torch-free: the checks read the run folder's `plan.json` with `json` only.
 Builders live beside this module (`model.py`, `tokenizer.py`).
 
-A run folder written by `rpc run` holds `plan.json` and
+A run folder written by `rpc run` contains `plan.json` and
 `checkpoints/{step-NNNNNNNN,final}/tensors.safetensors`, where the trained
 model's state dict is stored under `model/<key>`.
 """
@@ -22,7 +22,7 @@ CHECKPOINT_CHOICES = ("final", "latest")
 
 
 class RunFolderProblem(Exception):
-    """A run folder cannot provide what a declaration names; the message says what and where."""
+    """A run folder lacks what a declaration names; the message names the missing item and its path."""
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -152,7 +152,7 @@ def model_vocab_size(decl: dict) -> int | None:
 
 
 def _tokenizer_output(run: str, tokenizer: dict | None) -> dict | None:
-    """The tokenizer to give the preference data: the run's own when it needs no training, else `run_tokenizer`."""
+    """Return the tokenizer for the preference data: the run's own when it needs no training, else `run_tokenizer`."""
     if tokenizer is None:
         return None
     if tokenizer.get("component") in ("bytes", "hf"):
