@@ -197,7 +197,7 @@ CHECKPOINT = ComponentSpec(
     doc=("a model declaration of a finished reparamdsl run, rebuilt from the run's plan.json and loaded with "
          "the weights of its final or latest checkpoint"),
     params=(
-        Param("run", Path(directory=True), REQUIRED, "the run folder written by `rpc run` (it holds plan.json)"),
+        Param("run", Path(directory=True), REQUIRED, "the run folder written by `rpc run` (it contains plan.json)"),
         Param("model", Str(), REQUIRED, "name of the model declaration in that run"),
         Param("checkpoint", Enum(CHECKPOINT_CHOICES), "final",
               "final: the checkpoint written at the end; latest: the newest complete one"),
