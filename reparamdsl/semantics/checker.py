@@ -394,7 +394,8 @@ class Checker:
                 raise Reported
             exact = isinstance(left, int) and isinstance(right, int) and left % right == 0
             result = left // right if exact else left / right
-        if isinstance(result, float) and (not math.isfinite(result) or abs(result) > MAX_NUMBER):
+        # Integers are bounded too: a product of huge integers cannot be divided into a float.
+        if abs(result) > MAX_NUMBER or not math.isfinite(result):
             self.sink.error("arithmetic result is too large", node.span)
             raise Reported
         return Quantity(result, unit) if unit else result

@@ -19,6 +19,10 @@ from reparamdsl.syntax.parser import parse_program, parse_value
 
 OVERRIDE_FILE = "<command line>"
 
+# Sweeps expand to the cartesian product of their values; a few sweeps of many
+# values would otherwise produce millions of plans and never finish checking.
+MAX_SWEEP_POINTS = 10_000
+
 
 @attrs.frozen
 class Resolved:
@@ -287,6 +291,14 @@ def expand_sweeps(path: str, lets, decls, sink: DiagnosticSink, sources: dict[st
                        hint="write sweep(1e-3, 3e-4)")
             return []
         choices.append([(key, call, arg.value) for arg in call.args])
+
+    points = 1
+    for options in choices:
+        points *= len(options)
+    if points > MAX_SWEEP_POINTS:
+        sink.error(f"the sweeps expand to {points} points, more than {MAX_SWEEP_POINTS}", sites[0][1].span,
+                   hint="sweep fewer values at once, or run the sweeps in several programs")
+        return []
 
     variants = []
     for combination in itertools.product(*choices):
