@@ -74,6 +74,10 @@ main.add_command(compile_cmd.compile_command)
 main.add_command(run_cmd.run)
 main.add_command(plot_cmd.plot)
 
+from reparamdsl.cli import fmt_cmd  # noqa: E402
+
+main.add_command(fmt_cmd.fmt)
+
 
 def entry() -> None:
     """Console-script entry point."""

@@ -1,0 +1,1 @@
+"""Language tooling for .rp programs: formatter, language server, script emitter and step explainer."""
