@@ -16,7 +16,7 @@ class QEnsemble(nn.Module):
     """E independent Q(s, a) MLPs whose weights are stacked along a leading ensemble axis.
 
     The stacked tensors are this module's parameters (named like `0__weight`
-    for the member's `0.weight`), so an optimizer or `functional_call` sees
+    for the member's `0.weight`), so an optimizer or `functional_call` gets
     one tensor per layer. `forward` runs all members with `torch.func.vmap`.
     """
 
@@ -27,7 +27,7 @@ class QEnsemble(nn.Module):
         self.member_names = list(stacked)
         for name, value in stacked.items():
             self.register_parameter(name.replace(".", "__"), nn.Parameter(value))
-        # A weightless template for functional_call; kept out of the module tree so it never holds state.
+        # A weightless template for functional_call; kept out of the module tree so it never stores state.
         object.__setattr__(self, "template", copy.deepcopy(members[0]).to("meta"))
         self.ensemble = ensemble
 

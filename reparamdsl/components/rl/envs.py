@@ -6,7 +6,7 @@ store:
 
 - `same_step` autoreset (the default here): a finished sub-environment is
   reset inside the same step, its returned observation is the reset one and
-  `info["final_obs"]` holds the true last observation. The transition stores
+  `info["final_obs"]` contains the true last observation. The transition stores
   the final observation as `next_obs`.
 - `next_step` autoreset (gymnasium's default): the step after a finished one
   only resets that sub-environment and ignores its action. That step's

@@ -30,7 +30,7 @@ def _dataset_error(path: str, message: str, hint: str) -> ProgramError:
 
 
 def save_dataset(path: str, data: dict[str, np.ndarray], env) -> None:
-    """Write transitions in the format above; `data` holds the REQUIRED_KEYS arrays."""
+    """Write transitions in the format above; `data` contains the REQUIRED_KEYS arrays."""
     np.savez(path, **{key: data[key] for key in REQUIRED_KEYS}, action_low=env.action_low,
              action_high=env.action_high, env_id=np.array(env.env_id))
 
@@ -62,7 +62,7 @@ def load_dataset(path: str, env) -> dict[str, np.ndarray]:
         raise _dataset_error(path, f"arrays have different numbers of rows ({counts})",
                              "every array must have one row per transition")
     if rows["rewards"] == 0:
-        raise _dataset_error(path, "holds no transitions", "collect a dataset with at least one step")
+        raise _dataset_error(path, "contains no transitions", "collect a dataset with at least one step")
 
     _check_shape(path, arrays, "observations", env.obs_dim, "observation")
     _check_shape(path, arrays, "next_observations", env.obs_dim, "observation")

@@ -91,6 +91,8 @@ def _sac_params() -> tuple[Param, ...]:
         Param("dataset", Optional(Path(must_exist=True)), None, "npz dataset for offline-to-online training"),
         Param("offline_steps", Steps(), 0, "offline updates (critic TD, actor behaviour cloning) before going online"),
         Param("bc_weight", Float(0.0), 0.0, "weight of the behaviour-cloning loss in online actor updates"),
+        Param("cpu_threads", Optional(Int(min=1)), 1,
+              "torch intra-op threads while training on a CPU device; none keeps torch's setting"),
     )
 
 

@@ -2,7 +2,7 @@
 
 Parameters and optimizer moments live in plain dicts of tensors that the
 function updates in place, so `torch.compile(fullgraph=True)` can trace the
-whole step: gradients come from `torch.func.grad_and_value` over
+whole step. Gradients come from `torch.func.grad_and_value` over
 `functional_call`, the optimizer is the functional Adam in `adam.py`, and the
 learning rates are 0-dimensional tensors.
 """
@@ -65,7 +65,7 @@ def sac_update(actor: nn.Module, critic: nn.Module, config: UpdateConfig, state:
     """Run one SAC update on `batch` in place and return 0-dimensional metric tensors.
 
     `offline` trains the actor by behaviour cloning alone (phase 1 of
-    offline-to-online); otherwise the actor minimizes alpha log pi - min Q,
+    offline-to-online). Otherwise the actor minimizes alpha log pi - min Q,
     plus `bc_weight` times the behaviour-cloning loss when that is positive.
     `update_target` moves the target critic toward the critic by tau (tau = 1 copies it).
     """

@@ -1,4 +1,4 @@
-"""What every actor shares: the action box and the interface the SAC update calls."""
+"""The actor base class: the action box and the interface the SAC update calls."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Policy(nn.Module):
             raise ValueError(f"action scale must be positive, got {scale.tolist()}")
         self.register_buffer("action_scale", scale)
         self.log_scale_sum = float(torch.log(scale).sum())
-        # Kept outside this module's tree (the wrapper holds the policy, not the other way round).
+        # Kept outside this module's tree (the wrapper contains the policy, not the other way round).
         object.__setattr__(self, "cloning", BehaviourCloning(self))
 
     @staticmethod
@@ -49,19 +49,16 @@ def standard_normal_entropy(dim: int) -> float:
 
 
 def env_dims(env_ref, ctx):
-    """Return (obs_dim, action_dim, action_scale) of the environment a model declaration names."""
+    """Return (obs_dim, action_dim, action_scale) of the built environment a model declaration names.
+
+    Environment declarations are built before models, so the environment is already in `ctx`.
+    """
     name = env_ref["ref"] if isinstance(env_ref, dict) else env_ref
-    if name in ctx.built:
-        env = ctx.built[name]
-        return env.obs_dim, env.action_dim, env.action_scale
-
-    # Models are lowered before environments, so read the sizes from a one-off single environment.
-    from reparamdsl.components.rl.envs import GymVectorEnv
-
-    decl = next(decl for decl in ctx.plan.of_kind("env") if decl.name == name)
-    probe = GymVectorEnv(decl.params["id"], 1, max_episode_steps=decl.params["max_episode_steps"])
-    probe.close()
-    return probe.obs_dim, probe.action_dim, probe.action_scale
+    if name not in ctx.built:
+        raise ValueError(f"environment '{name}' is not built yet; build env declarations before the models "
+                         "that name them")
+    env = ctx.get(name)
+    return env.obs_dim, env.action_dim, env.action_scale
 
 
 class BehaviourCloning(nn.Module):

@@ -14,8 +14,8 @@ log-density
 which is what `forward` returns as log pi; the tanh term uses the softplus
 form. This is a density over the whole path (A_0 ... A_K), not the marginal
 density of the action, and SAC's entropy term uses it as a tractable surrogate.
-Every variant keeps the -log sigma terms; the SAC Flow reference code drops
-them in its Flow-T variant, which makes the entropy bonus blind to sigma there.
+Every variant keeps the -log sigma terms. The SAC Flow reference code drops
+them in its Flow-T variant, so there the entropy bonus ignores sigma.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class FlowPolicy(Policy):
         return self.velocity(obs, action, time_features)
 
     def rollout(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Sample one path; `noise` (K + 1, B, D) holds A_0 then eps_0 ... eps_{K-1}.
+        """Sample one path; `noise` (K + 1, B, D) contains A_0 then eps_0 ... eps_{K-1}.
 
         Returns the path (K + 1, B, D), the step means (K, B, D), log sigma (B, D) and log pi (B,).
         """
@@ -98,7 +98,7 @@ class FlowPolicy(Policy):
         """Return -D plus the entropy of the A_0 prior.
 
         log pi counts log N(A_0; 0, I), whose expected value no parameter can
-        change; adding its entropy D/2 log(2 pi e) keeps the usual -D target
+        change. Adding its entropy D/2 log(2 pi e) keeps the usual -D target
         for everything the actor controls.
         """
         return -float(self.action_dim) + standard_normal_entropy(self.action_dim)
