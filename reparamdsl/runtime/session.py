@@ -71,7 +71,7 @@ def check_resume(run_dir: str, plan: Plan, allow_mismatch: bool) -> str:
 
     if saved.get("hash") != plan.hash and not allow_mismatch:
         if saved.get("program") != plan.program:
-            raise RunFolderError(f"{run_dir} holds a run of program '{saved.get('program')}', not '{plan.program}'; "
+            raise RunFolderError(f"{run_dir} contains a run of program '{saved.get('program')}', not '{plan.program}'; "
                                  "resume it with its own program, or start a new run with another --out")
         changes = diff_plans({"declarations": saved.get("declarations"), "sweep": saved.get("sweep")},
                              {"declarations": plan.content()["declarations"], "sweep": plan.sweep})

@@ -82,7 +82,7 @@ def test_run_folder_of_other_program_is_rejected(run_copy, finished_run):
 
     result = invoke("run", str(other), "--resume", run_copy, "--no-progress")
 
-    assert_one_line_error(result, 1, "holds a run of program 'lm', not 'other'")
+    assert_one_line_error(result, 1, "contains a run of program 'lm', not 'other'")
     assert folder_snapshot(run_copy) == before
 
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from tests.runtime.conftest import folder_snapshot, invoke, make_lm_program, read_metrics, start_rpc, without_timing
+from tests.runtime.conftest import (folder_snapshot, invoke, make_lm_program, read_metrics, rpc_command, start_rpc,
+                                   subprocess_env, without_timing)
+
+
+def run_rpc(*args: str) -> subprocess.CompletedProcess:
+    """Run `rpc ARGS` in a fresh process, as the killed run was, so no state of this test process leaks in."""
+    return subprocess.run(rpc_command(*args), env=subprocess_env(), capture_output=True, text=True, timeout=600)
 
 
 def kill_after_checkpoint(program: str, out_dir: str, step: int) -> None:
@@ -37,8 +44,8 @@ def shared(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("resume")
     program = make_lm_program(folder)
     out_dir = str(folder / "full")
-    result = invoke("run", program, "--out", out_dir, "--no-progress")
-    assert result.exit_code == 0, result.output
+    result = run_rpc("run", program, "--out", out_dir, "--no-progress")
+    assert result.returncode == 0, result.stderr
     return {"program": program, "folder": folder, "full": out_dir, "metrics": read_metrics(out_dir)}
 
 
@@ -48,9 +55,9 @@ def test_resume_after_sigkill_matches_uninterrupted(shared, kill_step):
     out_dir = str(shared["folder"] / f"killed-{kill_step}")
     kill_after_checkpoint(shared["program"], out_dir, kill_step)
 
-    result = invoke("run", "--resume", out_dir, "--no-progress")
+    result = run_rpc("run", "--resume", out_dir, "--no-progress")
 
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stderr
     resumed = read_metrics(out_dir)
     assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
     for expected, actual in zip(without_timing(uninterrupted), without_timing(resumed)):
