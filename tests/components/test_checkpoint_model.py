@@ -229,3 +229,25 @@ def test_checkpoint_folds_poet_into_plain_linear(trained_run, tmp_path):
             assert callable(getattr(q, "effective_weight", None))
         with torch.no_grad():
             torch.testing.assert_close(model(tokens), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_run_tokenizer_of_preference_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPARAMDSL_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_corpus(folder)
+    first = f"""
+data prefs = preference {{ path = "{folder}/pairs.jsonl"  tokenizer = bpe(vocab = 300)  max_length = 48
+                          pad_multiple = 8  holdout = 25% }}
+model lm = llama {{ vocab = prefs.vocab_size  width = 16  depth = 1  heads = 2  context = 64 }}
+objective pref = simpo(lm, prefs)
+train {{ steps = 1  batch = 2  optimizer = adamw(lr = 1e-2)  compile = false  eval_every = 0 steps }}
+"""
+    pretrain = reparamdsl.compile_source(first, device="cpu")
+    pretrain.run(out_dir=str(tmp_path / "run"), progress=False)
+
+    program = reparamdsl.compile_source(preference_source(folder, tmp_path / "run"), device="cpu")
+    trained_with = pretrain.built["prefs"].tokenizer.tokenizer
+    used = program.built["prefs"].tokenizer.tokenizer
+    assert used.fingerprint == trained_with.fingerprint
+    assert program.built["prefs"].train[0] == pretrain.built["prefs"].train[0]
