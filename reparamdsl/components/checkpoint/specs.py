@@ -24,10 +24,11 @@ CHECKPOINT_CHOICES = ("final", "latest")
 class RunFolderProblem(Exception):
     """A run folder lacks what a declaration names; the message names the missing item and its path."""
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, param: str = "run"):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.param = param
 
 
 def read_run_plan(run: str) -> dict:
@@ -83,7 +84,7 @@ def trained_objective(plan: dict, model: str) -> dict:
         raise RunFolderProblem(
             f"the run's objective '{objective.get('name')}' trains model {', '.join(trained) or '(none)'}, "
             f"not '{model}'; its checkpoints store only the trained model's weights",
-            hint=f'set model = "{trained[0]}"' if trained else None)
+            hint=f'set model = "{trained[0]}"' if trained else None, param="model")
     return objective
 
 
@@ -94,7 +95,7 @@ def model_declaration(run: str, model: str) -> tuple[dict, dict]:
     if decl is None or decl.get("kind") != "model":
         names = model_names(plan)
         raise RunFolderProblem(f"the run in {run} has no model declaration '{model}'",
-                               hint=f"models of that run: {', '.join(names) or 'none'}")
+                               hint=f"models of that run: {', '.join(names) or 'none'}", param="model")
     trained_objective(plan, model)
     return plan, decl
 
@@ -181,8 +182,7 @@ def _validate_checkpoint(params: dict, check) -> None:
     try:
         model_declaration(params["run"], params["model"])
     except RunFolderProblem as problem:
-        param = "model" if "model declaration" in problem.message or "trains model" in problem.message else "run"
-        check.error(problem.message, param=param, hint=problem.hint)
+        check.error(problem.message, param=problem.param, hint=problem.hint)
         return
     if checkpoint_folder(params["run"], params["checkpoint"]) is None:
         where = os.path.join(params["run"], CHECKPOINTS_DIR)
