@@ -1,10 +1,10 @@
 """Time POET's weight-centric and input-centric forward + backward against a plain nn.Linear.
 
 For each (out, in, tokens, block) it prints milliseconds per forward + backward
-of a trainable nn.Linear, of POETLinear building R·W0·P (weight-centric) and of
-POETLinear rotating the activations (input-centric), the ratios to nn.Linear,
-and which path `forward = auto` picks by its flop estimate. No asserts: this
-measures.
+of three layers: a trainable nn.Linear, POETLinear building R·W0·P
+(weight-centric) and POETLinear rotating the activations (input-centric). It
+also prints the ratios to nn.Linear and the path that `forward = auto` picks by
+its flop estimate. It measures only and asserts nothing.
 
     python benchmarks/poet_forward.py                 # CPU, or CUDA when available
     python benchmarks/poet_forward.py --device cpu --repeats 5

@@ -138,9 +138,11 @@ def test_trainable_count_formula():
 def test_subset_fraction_and_count():
     model, hook, _ = build_poet(subset=0.5)
     q = model.layers[0].attn["q"]
-    assert q.r.size == 8 and q.p.size == 8
+    assert q.r.size == 8
+    assert q.p.size == 8
     up = model.layers[0].mlp["up"]
-    assert up.r.size == 12 and up.p.size == 8
+    assert up.r.size == 12
+    assert up.p.size == 8
     _, hook, _ = build_poet(subset=6)
     assert hook.counts["poet"] == 14 * 6 * 5
 
@@ -153,7 +155,8 @@ def test_block_and_subset_together_is_error():
 def test_default_block_when_neither_set():
     model, _, _ = build_poet()
     q = model.layers[0].attn["q"]
-    assert q.r.stochastic == "block" and q.r.size == 16   # min(256, width)
+    assert q.r.stochastic == "block"
+    assert q.r.size == 16   # min(256, width)
 
 
 def test_init_normalized_gaussian_rows_unit_norm():

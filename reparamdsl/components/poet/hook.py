@@ -38,7 +38,7 @@ class POETHook(TrainingHook):
     `clip_ramp` steps (1 throughout when `clip_ramp` is 0).
 
     W0, the permutations and the reference spectrum are persistent buffers of
-    the POET layers, so the model's state dict checkpoints them; the merge
+    the POET layers, so the model's state dict checkpoints them. The merge
     count and step go through `state_dict`.
     """
 

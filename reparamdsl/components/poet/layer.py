@@ -13,7 +13,7 @@ FORWARD_MODES = ("auto", "input", "weight")
 class POETLinear(nn.Module):
     """A linear layer trained as R · W0 · P.
 
-    `weight0` (m×n) is a buffer: the optimizer never sees it and only a merge
+    `weight0` (m×n) is a buffer, so it is not an optimizer parameter and only a merge
     changes it. `r` (m×m, output side) and `p` (n×n, input side) hold the
     trainable parameters. The bias, if any, stays an ordinary trainable
     parameter. `reference_singular_values` are those of the initial W0, the

@@ -1,7 +1,7 @@
 """Orthogonal parameterizations: maps from a batch of skew-symmetric Q to orthogonal R.
 
-Every map takes Q of shape (k, b, b), skew-symmetric, and returns R of the
-same shape; one call builds the factors of all k blocks. The maps are plain
+Every map takes a skew-symmetric Q of shape (k, b, b) and returns R of the
+same shape, so one call builds the factors of all k blocks. The maps are plain
 tensor functions, so they run inside the compiled training step and autograd
 differentiates through them. They always compute in float32 (or float64 when
 Q is float64) with autocast disabled, because bf16 Cayley maps drift far from
@@ -19,9 +19,9 @@ import torch
 
 FORMS = ("taylor", "product")
 
-# Batched LU on the CPU build of torch 2.13 hangs or returns garbage for
-# matrices of about 150 rows or more once more than one thread is in use
-# (pytorch issues 142815 and 141358), so larger CPU blocks are solved one at a time.
+# On the CPU build of torch 2.13 with two threads, batched LU hung on 150-row
+# blocks and failed with MKL DLASWP errors on 256-row blocks, while one block at
+# a time worked. So CPU blocks above this size are solved one at a time.
 CPU_BATCHED_SOLVE_MAX = 127
 
 

@@ -1,4 +1,4 @@
-"""Which linear layers of a model POET reparameterizes."""
+"""Selection of the linear layers that POET reparameterizes."""
 
 from __future__ import annotations
 
