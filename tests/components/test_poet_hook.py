@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch import nn
 
 from reparamdsl.components.poet.build import build
 from reparamdsl.components.poet.layer import POETLinear

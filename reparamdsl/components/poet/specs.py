@@ -33,7 +33,7 @@ POET = ComponentSpec(
               "glob patterns of module names to leave as plain layers; the output head by default"),
         Param("orthogonal", Component("orthogonal"), DEFAULT_ORTHOGONAL,
               "map from skew-symmetric Q to orthogonal R: cayley, cayley_neumann(terms, form) or exp"),
-        Param("block", Optional(Int(min=1)), None,
+        Param("block", Optional(Int(min=2)), None,
               "block-stochastic block size b: ½(m+n)(b−1) parameters per layer; 256 when neither block nor subset is set"),
         Param("subset", Optional(Either((Int(min=2), Fraction(min_open=True)))), None,
               "fully stochastic subset size b (a count, or a fraction of each width): b(b−1) parameters per layer"),
