@@ -50,6 +50,7 @@ class _Printer:
         self.last_code: Token | None = None
         self.last_minus_is_sign = False
         self.last_comment_standalone = False
+        self.commented_line = -1
 
     def run(self) -> str:
         for index, token in enumerate(self.tokens):
@@ -100,9 +101,12 @@ class _Printer:
         if trailing and not self.at_line_start():
             self.current += "  " + text
             self.newline()
+            self.commented_line = len(self.lines) - 1
             return
-        if trailing and self.lines:
+        # A comment after a dropped comma trails the line before, unless that line has a comment already.
+        if trailing and self.lines and self.commented_line != len(self.lines) - 1:
             self.lines[-1] += "  " + text
+            self.commented_line = len(self.lines) - 1
             return
 
         blank = self.gap_before(token)
@@ -114,6 +118,7 @@ class _Printer:
         self.newline(blank)
         self.current += text
         self.newline()
+        self.commented_line = len(self.lines) - 1
 
     def next_code(self, index: int) -> Token | None:
         for token in self.tokens[index + 1:]:
@@ -220,7 +225,7 @@ class _Printer:
         if multiline:
             previous = self.last_code
             if previous is not None and previous.type not in OPENERS and previous.type != "COMMA":
-                self.current += ","
+                self.append_comma()
             self.depth -= 1
             self.newline()
             self.current += token.value
@@ -234,13 +239,17 @@ class _Printer:
             return
         multiline = self.stack[-1][1]
         if multiline:
-            self.current = self.current.rstrip() + ","
+            self.append_comma()
             if following is not None and following.type not in CLOSERS:
                 self.newline()
             return
         if following is not None and following.type in CLOSERS:
             return
-        self.current = self.current.rstrip() + ","
+        self.append_comma()
+
+    def append_comma(self) -> None:
+        # After a comment the comma starts its own line, at the current indentation.
+        self.current = (self.current if self.at_line_start() else self.current.rstrip()) + ","
 
 
 def _text(token: Token) -> str:
@@ -250,16 +259,25 @@ def _text(token: Token) -> str:
 
 
 def _multiline_groups(tokens: list[Token]) -> dict[int, bool]:
-    """Map the index of each `(` or `[` to whether its group contains a comment or a block."""
+    """Map the index of each `(` or `[` to whether its group contains a comment or a block.
+
+    Parentheses around an expression (a `(` not after a name) are never
+    multiline groups, because `(expr,)` would not parse.
+    """
     result: dict[int, bool] = {}
     open_groups: list[int] = []
+    previous: Token | None = None
     for index, token in enumerate(tokens):
         if token.type in OPENERS:
             open_groups.append(index)
-            result[index] = False
+            grouping = token.type == "LPAR" and (previous is None or previous.type != "NAME")
+            result[index] = None if grouping else False
         elif token.type in CLOSERS and open_groups:
             open_groups.pop()
         elif token.type in ("COMMENT", "LBRACE"):
             for opener in open_groups:
-                result[opener] = True
-    return result
+                if result[opener] is not None:
+                    result[opener] = True
+        if token.type != "COMMENT":
+            previous = token
+    return {index: bool(multiline) for index, multiline in result.items()}
