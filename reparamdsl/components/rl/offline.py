@@ -43,7 +43,7 @@ def load_dataset(path: str, env) -> dict[str, np.ndarray]:
     """
     if not os.path.isfile(path):
         raise _dataset_error(path, "file not found",
-                             "collect one with `python -m reparamdsl.components.rl.collect` or fix the path")
+                             "collect one with `rpc collect` or fix the path")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
