@@ -47,8 +47,37 @@ VALUE_TERMINALS = {"NUMBER", "STRING", "NAME", "TRUE", "FALSE", "NONE", "LSQB", 
 @functools.cache
 def _parser() -> lark.Lark:
     grammar = resources.files("reparamdsl.syntax").joinpath("rp.lark").read_text(encoding="utf-8")
-    return lark.Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                     start=["start", "value"], maybe_placeholders=False)
+    options = dict(parser="lalr", lexer="contextual", propagate_positions=True, start=["start", "value"],
+                   maybe_placeholders=False)
+    cache = _cache_path(grammar)
+    if cache is not None:
+        try:
+            return lark.Lark(grammar, cache=cache, **options)
+        except (OSError, EOFError, ValueError):
+            # An unreadable or stale cache file only costs the table construction.
+            pass
+    return lark.Lark(grammar, **options)
+
+
+def _cache_path(grammar: str) -> str | None:
+    """Return a per-user file for Lark's parse tables, keyed by the grammar and Lark versions.
+
+    Building the LALR tables takes about 0.2 s, most of a `rpc check`. The
+    cache lives in the user's own cache folder, not a shared temporary folder,
+    because Lark stores it in a pickle-based format.
+    """
+    import hashlib
+    import os
+
+    root = os.environ.get("REPARAMDSL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "reparamdsl")
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(root, os.W_OK):
+        return None
+    key = hashlib.sha256(f"{lark.__version__}\n{grammar}".encode()).hexdigest()[:16]
+    return os.path.join(root, f"rp-grammar-{key}.lark-cache")
 
 
 def parse_program(source: str, path: str) -> ast.Program:
