@@ -74,9 +74,10 @@ main.add_command(compile_cmd.compile_command)
 main.add_command(run_cmd.run)
 main.add_command(plot_cmd.plot)
 
-from reparamdsl.cli import fmt_cmd  # noqa: E402
+from reparamdsl.cli import fmt_cmd, lsp_cmd  # noqa: E402
 
 main.add_command(fmt_cmd.fmt)
+main.add_command(lsp_cmd.lsp)
 
 
 def entry() -> None:
