@@ -66,13 +66,14 @@ def main(verbose: int) -> None:
     logging.getLogger().setLevel(level)
 
 
-from reparamdsl.cli import check_cmd, components_cmd, compile_cmd, plot_cmd, run_cmd  # noqa: E402
+from reparamdsl.cli import check_cmd, collect_cmd, components_cmd, compile_cmd, plot_cmd, run_cmd  # noqa: E402
 
 main.add_command(check_cmd.check)
 main.add_command(components_cmd.components)
 main.add_command(compile_cmd.compile_command)
 main.add_command(run_cmd.run)
 main.add_command(plot_cmd.plot)
+main.add_command(collect_cmd.collect)
 
 from reparamdsl.cli import fmt_cmd, lsp_cmd  # noqa: E402
 
