@@ -15,7 +15,10 @@ import click
               help="Folder for plan.json and report.json (created if missing).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--no-trace", is_flag=True, help="Skip tracing the step (no graph counts, no FLOPs).")
-def compile_command(file: str, overrides: tuple[str, ...], out_dir: str, device: str, no_trace: bool) -> None:
+@click.option("--emit", type=click.Choice(["python"]), default=None,
+              help="Also write train.py, a standalone training script that logs the same losses as `rpc run`.")
+def compile_command(file: str, overrides: tuple[str, ...], out_dir: str, device: str, no_trace: bool,
+                    emit: str | None) -> None:
     """Lower a program to PyTorch and report what it compiled to.
 
     Writes plan.json (the resolved program and its hash) and report.json /
@@ -26,6 +29,7 @@ def compile_command(file: str, overrides: tuple[str, ...], out_dir: str, device:
     Examples:
       rpc compile programs/lm_adamw.rp -o build/
       rpc compile programs/lm_adamw.rp -o build/ lm.depth=2
+      rpc compile programs/lm_adamw.rp -o build/ --emit python
     """
     from reparamdsl.cli.main import split_overrides
     from reparamdsl.lowering.program import Program
@@ -46,6 +50,8 @@ def compile_command(file: str, overrides: tuple[str, ...], out_dir: str, device:
             step = explain_step(trainer, first_batch(trainer))
             report.update(graphs=step.graphs, graph_breaks=step.graph_breaks, break_reasons=list(step.break_reasons),
                           trace_seconds=round(step.compile_seconds, 3), flops_per_step=step.flops_per_step)
+        if emit == "python":
+            _write_script(plan, isinstance(program.task, SupervisedTask), os.path.join(out_dir, f"train{suffix}.py"))
         with open(os.path.join(out_dir, f"plan{suffix}.json"), "w", encoding="utf-8") as handle:
             handle.write(plan.to_json())
         with open(os.path.join(out_dir, f"report{suffix}.json"), "w", encoding="utf-8") as handle:
@@ -54,6 +60,18 @@ def compile_command(file: str, overrides: tuple[str, ...], out_dir: str, device:
         with open(os.path.join(out_dir, f"report{suffix}.txt"), "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
         click.echo(text)
+
+
+def _write_script(plan, supervised: bool, path: str) -> None:
+    from reparamdsl.tooling.emit import EmitError, emit_python
+
+    try:
+        script = emit_python(plan, objective_is_supervised=supervised)
+    except EmitError as error:
+        raise click.UsageError(str(error)) from None
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(script)
+    click.echo(f"wrote {path}")
 
 
 def format_report(report: dict) -> str:
