@@ -75,10 +75,11 @@ main.add_command(run_cmd.run)
 main.add_command(plot_cmd.plot)
 main.add_command(collect_cmd.collect)
 
-from reparamdsl.cli import fmt_cmd, lsp_cmd  # noqa: E402
+from reparamdsl.cli import explain_cmd, fmt_cmd, lsp_cmd  # noqa: E402
 
 main.add_command(fmt_cmd.fmt)
 main.add_command(lsp_cmd.lsp)
+main.add_command(explain_cmd.explain)
 
 
 def entry() -> None:
