@@ -1,4 +1,4 @@
-"""What the text around a cursor means, for completion, hover and go-to-definition.
+"""Cursor context analysis for completion, hover and go-to-definition.
 
 Editors ask about programs that are half typed and do not parse, so this
 module reads a tolerant token stream (regular expressions for the grammar's
@@ -145,7 +145,7 @@ def component_kinds(param_type: T.ParamType | None) -> list[str]:
 
 
 def token_at(tokens: list[Tok], line: int, column: int) -> Tok | None:
-    """The token that contains the cursor, else the one that ends right at it (a word being typed)."""
+    """Return the token that contains the cursor, else the one that ends right at it (a word being typed)."""
     ending = None
     for token in tokens:
         if token.line != line or token.type == "COMMENT":
@@ -267,7 +267,7 @@ def _open(token: Tok, previous: Tok | None, tokens: list[Tok], index: int, stack
 
 
 def _component_before(tokens: list[Tok], index: int) -> str | None:
-    """The component name of the call whose `(` or `{` is at `index`."""
+    """Return the component name of the call whose `(` or `{` is at `index`."""
     previous = tokens[index - 1] if index else None
     if previous is None:
         return None

@@ -1,8 +1,8 @@
 """`rpc compile --emit python`: a standalone training script generated from a plan.
 
-The script states every declaration's resolved parameters as Python values,
-builds them with `build_plan` (the registered builders, seeded and ordered as
-`rpc run` builds them, so initial weights match), and runs
+The script states every declaration's resolved parameters as Python values.
+It builds them with `build_plan`, which seeds and orders the registered
+builders as `rpc run` does, so the initial weights match. Then it runs
 the shared `SupervisedTrainer` for the same steps, with the same seed, batches,
 evaluations and logging steps, so it logs the same losses. It leaves out
 checkpoints, TensorBoard, resuming and data-parallel training.
@@ -14,9 +14,6 @@ import pprint
 import textwrap
 
 from reparamdsl.semantics.plan import KIND_ORDER, Plan
-
-SUPERVISED_KINDS = ("data", "model", "reparam", "env", "objective")
-
 
 class EmitError(ValueError):
     """The plan cannot be written as a standalone script."""

@@ -4,9 +4,9 @@ Two passes over the step:
 1. `torch._dynamo.explain` traces it once and lists every graph break with its
    reason and the user source line where it happened;
 2. the step is compiled with the program's backend wrapped in a counting
-   backend and run for a few optimizer steps on real batches, which counts the
-   graphs compiled at the first step and the recompilations after it, with
-   Dynamo's reasons and compile times.
+   backend and run for a few optimizer steps on real batches. This counts the
+   graphs compiled at the first step and the recompilations after it, and
+   collects Dynamo's recompile reasons and compile times.
 
 Both passes apply optimizer updates, so the program's model is trained for
 `steps + 1` steps afterwards; explain a fresh program, not one being trained.
@@ -38,7 +38,7 @@ class GraphBreak:
 
 @attrs.frozen
 class ExplainReport:
-    """What compiling the train step produced, as `rpc explain` prints it."""
+    """The result of compiling and running the train step, as `rpc explain` prints it."""
 
     backend: str
     graphs: int

@@ -5,8 +5,9 @@ The layout:
 - `key = value`, spaces around binary operators, none after a sign;
 - calls, lists and parentheses on one line, unless they contain a comment or
   a block, in which case each element gets its own line and a trailing comma;
-- a blank line around declarations; imports and `let` constants stay grouped;
-  at most one blank line kept from the source, none after `{` or before `}`;
+- a blank line around declarations, while runs of imports or of `let`
+  constants stay together. At most one blank line is kept from the source,
+  and none after `{` or before `}`;
 - comments stay where they were: on their own line, or two spaces after the
   token they followed; whitespace inside a number's unit (`200   steps`)
   becomes one space.
@@ -89,7 +90,7 @@ class _Printer:
         self.current += text
 
     def gap_before(self, token: Token) -> bool:
-        """Whether the source has a blank line between the previous token and `token`."""
+        """Return whether the source has a blank line between the previous token and `token`."""
         return self.previous is not None and token.line - self.previous.end_line > 1
 
     # Comments

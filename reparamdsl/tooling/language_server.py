@@ -250,7 +250,7 @@ def definition_at(source: str, path: str, position: lsp.Position) -> lsp.Locatio
 
 
 def _reference_head(tokens: list[cursor.Tok], word: cursor.Tok) -> cursor.Tok:
-    """The first name of the dotted reference that contains `word` (`corpus` in `corpus.vocab_size`)."""
+    """Return the first name of the dotted reference that contains `word` (`corpus` in `corpus.vocab_size`)."""
     index = tokens.index(word)
     while index >= 2 and tokens[index - 1].type == "." and tokens[index - 2].type == "NAME":
         index -= 2

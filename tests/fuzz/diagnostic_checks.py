@@ -16,7 +16,8 @@ def assert_positioned(error: ProgramError) -> None:
         if span is None:
             assert diagnostic.message.startswith(WHOLE_FILE_MESSAGES), f"no position: {diagnostic.message}"
             continue
-        assert span.line >= 1 and span.column >= 1, f"{diagnostic.message} at {span}"
+        assert span.line >= 1, f"{diagnostic.message} at {span}"
+        assert span.column >= 1, f"{diagnostic.message} at {span}"
         assert (span.end_line, span.end_column) >= (span.line, span.column), f"{diagnostic.message} at {span}"
         source = error.sources.get(span.file)
         if source is not None:

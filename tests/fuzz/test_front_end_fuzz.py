@@ -1,4 +1,4 @@
-"""Property tests: the front end answers every input with a plan or positioned diagnostics, never a traceback.
+"""Property tests: the front end returns, for every input, plans or positioned diagnostics, never a traceback.
 
 Set RP_FUZZ_EXAMPLES (default 60) for longer runs, e.g. RP_FUZZ_EXAMPLES=20000.
 """

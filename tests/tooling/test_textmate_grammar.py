@@ -3,7 +3,7 @@
 TextMate grammars use Oniguruma regular expressions; the patterns here stay in
 the subset that Python's `re` reads the same way, so a small line-by-line
 tokenizer with TextMate's rule (the earliest match wins, ties go to the first
-pattern) stands in for an editor.
+pattern) replaces an editor.
 """
 
 from __future__ import annotations
