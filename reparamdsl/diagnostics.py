@@ -131,7 +131,8 @@ def _source_excerpt(span: Span, sources: dict[str, str], blue: str, red: str, re
     if text is None:
         return []
 
-    source_lines = text.splitlines()
+    # Split on "\n" only, as Lark counts lines; str.splitlines also breaks at \x1c, \x85, \u2028...
+    source_lines = [line.rstrip("\r") for line in text.split("\n")]
     if not 1 <= span.line <= len(source_lines):
         return []
 
