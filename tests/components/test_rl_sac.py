@@ -160,3 +160,47 @@ def test_sac_learns_target_bandit():
     assert after > before + 0.05
     assert any("losses/qf_loss" in metrics for _, metrics in run.logs)
     assert run.checkpoints and "replay.obs" in run.checkpoints[-1][1]
+
+
+def test_fit_sets_and_restores_cpu_threads(monkeypatch):
+    env = GymVectorEnv("TargetBanditRL-v0", num_envs=2, seed=0)
+    actor = GaussianPolicy(1, 1, env.action_scale, 8, 1, -5.0, 2.0)
+    critic = QEnsemble(1, 1, 8, 1, 2, False)
+    task = SACTask(actor, critic, env, SACConfig(learning_starts=4, batch=4, eval_every=0, eval_episodes=1,
+                                                 cpu_threads=1))
+    seen = []
+    update_once = task.update_once
+
+    def recording_update(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return update_once(*args, **kwargs)
+
+    monkeypatch.setattr(task, "update_once", recording_update)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        task.fit(FakeRun(steps=10))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+
+    assert seen
+    assert set(seen) == {1}
+    assert after == 2
+
+
+def test_sps_window_skips_first_update():
+    env = GymVectorEnv("TargetBanditRL-v0", num_envs=1, seed=0)
+    actor = GaussianPolicy(1, 1, env.action_scale, 8, 1, -5.0, 2.0)
+    critic = QEnsemble(1, 1, 8, 1, 2, False)
+    task = SACTask(actor, critic, env, SACConfig(learning_starts=10, batch=4, eval_every=0, eval_episodes=1))
+    run = FakeRun(steps=40)
+    run.train["log_every"] = 10
+
+    task.fit(run)
+    sps_steps = [step for step, metrics in run.logs if "charts/sps" in metrics]
+    loss_steps = [step for step, metrics in run.logs if "losses/qf_loss" in metrics]
+
+    # The first update happens at step 10 and its window has no steps after it.
+    assert loss_steps == [10, 20, 30, 40]
+    assert sps_steps == [20, 30, 40]
