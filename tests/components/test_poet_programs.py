@@ -43,7 +43,7 @@ def orthogonality_before_merges(monkeypatch):
 
 
 @pytest.mark.parametrize("orthogonal", ["cayley", "cayley_neumann(terms = 4)"])
-def test_lm_poet_run_merges_on_schedule_and_keeps_spectrum(tmp_path, orthogonal, orthogonality_before_merges):
+def test_lm_poet_run_merges_and_spectrum(tmp_path, orthogonal, orthogonality_before_merges):
     overrides = {**TINY, "poet_lm.orthogonal": orthogonal}
     out = tmp_path / "run"
     args = ["run", LM_POET, *(f"{k}={v}" for k, v in overrides.items()), "--out", str(out), "--device", "cpu",
@@ -80,7 +80,7 @@ def test_lm_poet_run_merges_on_schedule_and_keeps_spectrum(tmp_path, orthogonal,
         assert (weight - initial[name]).abs().max().item() > 1e-3, f"{name} did not train"
 
 
-def test_poet_llama_60m_dry_run_counts_match_published_sizes():
+def test_poet_60m_dry_run_counts():
     result = CliRunner().invoke(main, ["run", POET_60M, "corpus.max_files=8", "--dry-run", "--device", "cpu"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -96,7 +96,7 @@ def test_poet_llama_60m_dry_run_counts_match_published_sizes():
 
 
 @pytest.mark.parametrize("library, expected", [("llama_60m.rp", 56_893_952), ("llama_130m.rp", 134_105_856)])
-def test_llama_library_params_estimate(library, expected):
+def test_llama_library_sizes(library, expected):
     plans = reparamdsl.check(f'import "{os.path.join(ROOT, "programs", "models", library)}"',
                              path=os.path.join(ROOT, "programs", "x.rp"))
     lm = next(decl for decl in plans[0].declarations if decl.name == "lm")
