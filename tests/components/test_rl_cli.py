@@ -100,3 +100,30 @@ def test_collect_rejects_bad_arguments(tmp_path):
     assert "not both" in both.output
     assert not_a_run.exit_code == 1
     assert "plan.json is missing" in not_a_run.output
+
+
+@pytest.mark.parametrize("program", ["sac_gaussian_pendulum", "sac_flow_pendulum", "sac_flow_t_pendulum",
+                                     "sac_flow_g_halfcheetah", "sac_offline_to_online_pendulum"])
+def test_sac_program_checks(program):
+    result = invoke("check", f"programs/{program}.rp")
+
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
+
+
+def test_offline_to_online_program_runs(tmp_path):
+    folder = tmp_path / "o2o"
+    result = invoke("run", "programs/sac_offline_to_online_pendulum.rp", "train.steps=40", "train.log_every=10",
+                    "train.compile=false", "sac_loss.offline_steps=20", "sac_loss.batch=16", "sac_loss.eval_every=0",
+                    "sac_loss.eval_episodes=1", "pendulum.max_episode_steps=20", "actor.velocity.hidden=16",
+                    "actor.noise_hidden=16", "critic.hidden=16", "--no-progress", "--device", "cpu",
+                    "--out", str(folder))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    offline = [r for r in records if "offline/bc_loss" in r]
+    online = [r for r in records if "losses/bc_loss" in r]
+
+    assert [r["step"] for r in offline] == [10, 20]
+    # With a dataset the buffer is full from the start, so updates begin at the first online step.
+    assert [r["step"] for r in online] == [10, 20, 30, 40]
+    assert all(r["losses/bc_loss"] > 0 for r in online)
