@@ -53,16 +53,33 @@ def _single_program(plans, sources, device, seed, registry):
 
 def _stringify(overrides: Mapping[str, object] | None) -> dict[str, str]:
     """Turn Python override values into the language's syntax (`True` -> `true`, lists, strings)."""
-    return {key: _to_source(value) for key, value in (overrides or {}).items()}
+    converted = {}
+    for key, value in (overrides or {}).items():
+        if not isinstance(key, str):
+            raise _override_error(f"override keys must be strings, got {key!r}")
+        converted[key] = _to_source(key, value)
+    return converted
 
 
-def _to_source(value: object) -> str:
+def _to_source(key: str, value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "none"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_to_source(v) for v in value) + "]"
-    if isinstance(value, (int, float)):
+        return "[" + ", ".join(_to_source(key, v) for v in value) + "]"
+    if isinstance(value, int):
+        # Python refuses to print integers of thousands of digits; the checker's range message is clearer.
+        return repr(value) if abs(value) < 10**30 else "1e999"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _override_error(f"override '{key}' must be a finite number, got {value}")
         return repr(value)
-    return str(value)
+    if isinstance(value, str):
+        return value
+    raise _override_error(f"override '{key}' has unsupported type {type(value).__name__}",
+                          "pass a number, bool, None, a list, or source text as a str")
+
+
+def _override_error(message: str, hint: str | None = None) -> ProgramError:
+    return ProgramError([Diagnostic(message, hint=hint)])

@@ -108,3 +108,62 @@ def test_shipped_programs_are_formatted():
     result = invoke("fmt", "--check", *paths)
 
     assert result.exit_code == 0, result.output
+
+
+def test_run_of_library_file_exits_one(tmp_path):
+    path = tmp_path / "lib.rp"
+    path.write_text("# only comments\n")
+
+    result = invoke("run", str(path))
+
+    assert result.exit_code == 1
+    assert "declares no objective: nothing to train" in result.output
+
+
+def test_invalid_device_is_usage_error():
+    for device in ("tpu", "", "cuda:7"):
+        result = invoke("run", LM_PROGRAM, "--device", device, "--dry-run")
+        assert result.exit_code == 2, (device, result.output)
+        assert "device" in result.output
+
+
+def test_resume_with_override_in_file_position_is_usage_error(tmp_path):
+    result = invoke("run", "--resume", str(tmp_path), "train.steps=12")
+
+    assert result.exit_code == 2
+    assert "looks like an override" in result.output
+
+
+def test_compile_into_device_file_is_usage_error():
+    result = invoke("compile", LM_PROGRAM, "-o", "/dev/null", "--no-trace", "--device", "cpu")
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_compile_into_a_file_is_usage_error(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("")
+
+    result = invoke("compile", LM_PROGRAM, "-o", str(target), "--no-trace", "--device", "cpu")
+
+    assert result.exit_code == 2
+    assert "is a file" in result.output
+
+
+def test_bad_data_row_is_placed_at_its_declaration(tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": \n')
+    program = tmp_path / "p.rp"
+    program.write_text(
+        'data prefs = preference { path = "pairs.jsonl" max_length = 64 }\n'
+        "model policy = llama { vocab = prefs.vocab_size width = 32 depth = 1 heads = 2 context = 64 }\n"
+        "objective loss = simpo(policy, prefs)\n"
+        "train { steps = 1 batch = 1 compile = false }\n")
+
+    result = invoke("run", str(program), "--device", "cpu", "--out", str(tmp_path / "run"))
+
+    assert result.exit_code == 1, result.output
+    assert f"{program}:1:6: error:" in result.output
+    assert "pairs.jsonl:2" in result.output
+    assert "Traceback" not in result.output

@@ -31,13 +31,19 @@ def compile_command(file: str, overrides: tuple[str, ...], out_dir: str, device:
       rpc compile programs/lm_adamw.rp -o build/ lm.depth=2
       rpc compile programs/lm_adamw.rp -o build/ --emit python
     """
-    from reparamdsl.cli.main import split_overrides
+    from reparamdsl.cli.main import split_overrides, validate_device
     from reparamdsl.lowering.program import Program
     from reparamdsl.runtime.task import SupervisedTask
     from reparamdsl.semantics.frontend import check_file
 
+    validate_device(device)
     plans, _ = check_file(file, split_overrides(overrides))
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise click.UsageError(f"cannot create output folder {out_dir}: {error.strerror}") from None
+    if not os.path.isdir(out_dir):
+        raise click.UsageError(f"output path {out_dir} exists and is not a folder")
     for index, plan in enumerate(plans):
         suffix = "" if len(plans) == 1 else f"-{index}"
         program = Program.from_plan(plan, device=device)

@@ -32,6 +32,16 @@ def split_overrides(arguments: tuple[str, ...]) -> dict[str, str]:
     return overrides
 
 
+def validate_device(name: str) -> None:
+    """Raise a usage error for a device string that is invalid or unavailable here."""
+    from reparamdsl.lowering.build import DeviceError, resolve_device
+
+    try:
+        resolve_device(name)
+    except DeviceError as error:
+        raise click.UsageError(str(error)) from None
+
+
 def report_program_error(error: ProgramError) -> None:
     color = sys.stderr.isatty() and os.environ.get("NO_COLOR") is None
     click.echo(error.render(color=color), err=True)

@@ -48,10 +48,17 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
       rpc run --resume runs/lm_adamw-20261204-101500
       rpc run programs/lm_adamw.rp --nproc 2 --device cpu
     """
-    from reparamdsl.cli.main import split_overrides
+    from reparamdsl.cli.main import split_overrides, validate_device
+    from reparamdsl.diagnostics import Diagnostic, ProgramError
     from reparamdsl.semantics.frontend import check_file
     from reparamdsl.semantics.plan import Plan
 
+    if file is not None and "=" in file and not os.path.exists(file):
+        # `rpc run --resume DIR key=value` puts the first override in FILE's place.
+        raise click.UsageError(f"'{file}' looks like an override, but overrides need the program FILE first")
+    if resume_dir is not None and out_dir is not None:
+        raise click.UsageError("--out cannot be combined with --resume: a resumed run stays in its own folder")
+    validate_device(device)
     parsed = split_overrides(overrides)
     if seed is not None:
         parsed["train.seed"] = str(seed)
@@ -63,7 +70,11 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
             raise click.UsageError("overrides need the program FILE; resuming from the run folder uses its saved plan")
         plans = [_saved_plan(resume_dir, Plan)]
     else:
-        plans, _ = check_file(file, parsed)
+        plans, sources = check_file(file, parsed)
+        if plans and plans[0].objective() is None:
+            raise ProgramError([Diagnostic(
+                f"{file} declares no objective: nothing to train",
+                hint="add an objective declaration and a train block, or import this file from a program")], sources)
 
     if resume_dir is not None and len(plans) > 1:
         raise click.UsageError("--resume continues one run; the program expands to several sweep points")
@@ -177,6 +188,7 @@ def _print_dry_run(plans, folders: list[str], device: str) -> None:
 
 
 def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, progress) -> None:
+    from reparamdsl.lowering.build import DeviceError
     from reparamdsl.lowering.program import Program
     from reparamdsl.runtime.checkpoint import CheckpointError
     from reparamdsl.runtime.distributed import Distributed, DistributedError, init_from_environment
@@ -191,7 +203,7 @@ def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, pro
         program = Program.from_plan(plan, device=device)
     except DistributedError as error:
         raise LayoutError(str(error)) from None
-    except ValueError as error:
+    except DeviceError as error:
         raise click.UsageError(str(error)) from None
 
     out_dir = None if resume_dir is not None else folder
@@ -213,6 +225,10 @@ def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, pro
             click.echo(f"error: {error}; the run stopped and the last good checkpoint in {folder}/checkpoints is "
                        "kept.\nlower the learning rate, enable clipping, or set train.on_nonfinite = skip", err=True)
         raise SystemExit(1) from None
+    except Exception as error:
+        if not is_compile_failure(error):
+            raise
+        raise click.ClickException(compile_failure_message(error)) from None
     finally:
         distributed.close()
 
@@ -222,3 +238,16 @@ def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, pro
         click.echo(f"run folder: {folder}")
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("eval/") or k == "train/loss"}
         click.echo("final metrics: " + json.dumps(shown, sort_keys=True))
+
+
+def is_compile_failure(error: BaseException) -> bool:
+    """Whether `error` comes from torch.compile (Dynamo, AOTAutograd or Inductor) rather than the program."""
+    module = type(error).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor", "torch._functorch"))
+
+
+def compile_failure_message(error: BaseException) -> str:
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return (f"torch.compile failed: {first[:300]}\n"
+            "rerun with train.compile=false or train.compile_backend=aot_eager (add -vv for the full error)")

@@ -49,6 +49,20 @@ class Checker:
     # Program
 
     def check(self) -> Plan | None:
+        try:
+            self._check_all()
+        except RecursionError:
+            # Only absurdly long reference chains get here (hundreds of lets that name each other).
+            first = next(iter(self.resolved.lets.values()), None) or next(iter(self.resolved.decls.values()), None)
+            self.sink.error("references are chained too deeply to check", first.span if first else None,
+                            hint="shorten the chain of let constants or declarations that refer to each other")
+            return None
+
+        if self.sink.has_errors:
+            return None
+        return self._plan()
+
+    def _check_all(self) -> None:
         for name, let in self.resolved.lets.items():
             try:
                 self._let_value(name, let.span)
@@ -59,9 +73,18 @@ class Checker:
             self._checked_decl(name, None)
 
         self._check_program_shape()
+        self._add_default_train()
 
-        if self.sink.has_errors:
-            return None
+    def _add_default_train(self) -> None:
+        """Give a program with an objective but no train block the default schedule, so its plan is complete."""
+        has_objective = any(d.kind == "objective" for d in self.resolved.decls.values())
+        if not has_objective or "train" in self.checked or self.sink.has_errors:
+            return
+        spec = self.registry.get("train", "train")
+        params = {param.name: self._default(param) for param in spec.params}
+        self.checked["train"] = CheckedDecl("train", "train", "train", params, {})
+
+    def _plan(self) -> Plan:
         ordered = sorted(self.checked.values(), key=lambda d: KIND_ORDER.index(d.kind))
         declarations = tuple(PlanDecl(d.kind, d.name, d.component, d.params, d.outputs) for d in ordered)
         sweep = None

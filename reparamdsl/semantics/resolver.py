@@ -52,7 +52,13 @@ class Loader:
     def load_source(self, text: str, path: str) -> None:
         self._load(text, path, stack=())
 
+    @staticmethod
+    def normalize(text: str) -> str:
+        """Drop a leading byte-order mark and turn CR and CRLF line ends into LF, as positions count LF."""
+        return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
     def _load(self, text: str, path: str, stack: tuple[str, ...]) -> None:
+        text = self.normalize(text)
         self.sources[path] = text
         try:
             program = parse_program(text, path)
@@ -69,12 +75,23 @@ class Loader:
     def _load_import(self, item: ast.Import, importer: str, stack: tuple[str, ...]) -> None:
         base = os.path.dirname(importer) if os.path.isabs(importer) else os.getcwd()
         target = os.path.normpath(os.path.join(base, item.path))
-        if target in stack:
-            chain = " -> ".join(os.path.basename(p) for p in stack[stack.index(target):] + (target,))
+        # Symbolic links are resolved so that one file reached by two paths is loaded once.
+        real_stack = [os.path.realpath(p) for p in stack]
+        real_target = os.path.realpath(target)
+        if real_target in real_stack:
+            index = real_stack.index(real_target)
+            chain = " -> ".join(os.path.basename(p) for p in stack[index:] + (target,))
             self.sink.error(f"import cycle: {chain}", item.path_span,
                             hint="move the shared declarations into a file that both can import")
             return
-        if target in self.programs or target in self.sources:
+        if any(os.path.realpath(p) == real_target for p in list(self.programs) + list(self.sources)):
+            return
+        if os.path.isdir(target):
+            self.sink.error(f"cannot import a folder: {item.path} (resolved to {target})", item.path_span,
+                            hint="import a .rp file")
+            return
+        if os.path.exists(target) and not os.path.isfile(target):
+            self.sink.error(f"cannot import {item.path}: not a regular file", item.path_span)
             return
         if not os.path.isfile(target):
             self.sink.error(f"imported file not found: {item.path} (looked for {target})", item.path_span,
@@ -93,6 +110,19 @@ def read_source(path: str) -> str:
     """Read a program file as UTF-8; raise `ProgramError` naming the file on failure."""
     from reparamdsl.diagnostics import Diagnostic
 
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ProgramError([Diagnostic(f"program file not found: {path}")]) from None
+    except OSError as error:
+        raise ProgramError([Diagnostic(f"cannot read {path}: {error.strerror}")]) from None
+    if stat.S_ISDIR(mode):
+        raise ProgramError([Diagnostic(f"expected a program file, found a folder: {path}")])
+    if not stat.S_ISREG(mode) and not path.startswith("/dev/fd/"):
+        raise ProgramError([Diagnostic(f"cannot read {path}: not a regular file",
+                                       hint="pass a .rp file (pipes and devices are not read)")])
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -132,8 +162,8 @@ def collect_names(loader: Loader, sink: DiagnosticSink) -> tuple[dict[str, ast.L
             else:
                 continue
             if name in first_span:
-                what = "the train block" if name == "train" else f"'{name}'"
-                sink.error(f"duplicate name {what}", span,
+                message = "duplicate train block" if name == "train" else f"duplicate name '{name}'"
+                sink.error(message, span,
                            hint="give each let constant and declaration its own name",
                            notes=(("first defined here", first_span[name]),))
                 continue
@@ -268,14 +298,7 @@ def _walk_sweeps(node: ast.Node, path: str, sites: list) -> None:
             _walk_sweeps(arg.value, f"{path}.{arg.name or '?'}", sites)
         for entry in node.entries:
             _walk_sweeps(entry.value, f"{path}.{entry.key}", sites)
-    elif isinstance(node, ast.ListExpr):
-        for item in node.items:
-            _walk_sweeps(item, path, sites)
-    elif isinstance(node, ast.BinOp):
-        _walk_sweeps(node.left, path, sites)
-        _walk_sweeps(node.right, path, sites)
-    elif isinstance(node, ast.Neg):
-        _walk_sweeps(node.operand, path, sites)
+    # A sweep inside a list or arithmetic is not a whole value: the checker reports it.
 
 
 def expand_sweeps(path: str, lets, decls, sink: DiagnosticSink, sources: dict[str, str]) -> list[Resolved]:

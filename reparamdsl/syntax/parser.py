@@ -256,7 +256,7 @@ def parse_number(text: str) -> tuple[int | float, str | None]:
         text = text[:-1]
 
     digits = text.replace("_", "")
-    if re.fullmatch(r"\d+", digits):
+    if re.fullmatch(r"\d+", digits) and len(digits) <= 30:
         return int(digits) * multiplier, unit
     value = float(digits) * multiplier
     if multiplier != 1 and value.is_integer():

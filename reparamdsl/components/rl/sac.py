@@ -101,6 +101,34 @@ class SACTask(Task):
         self.counters["offline_updates" if offline else "updates"] += 1
         return metrics
 
+    def explain(self, device: torch.device | str = "cpu"):
+        """Trace one update (critic, actor, temperature, targets) with `torch._dynamo.explain`.
+
+        Fills the replay buffer with random transitions first; returns a
+        `reparamdsl.runtime.inspection.StepReport` (FLOPs are not counted here).
+        """
+        import time
+
+        import torch._dynamo
+
+        from reparamdsl.runtime.inspection import StepReport
+
+        device = torch.device(device)
+        self.setup(device, 0, max(self.config.batch, 2), compile_step=False)
+        count = max(self.config.batch, 2)
+        generator = np.random.default_rng(0)
+        obs = generator.standard_normal((count, self.env.obs_dim)).astype(np.float32)
+        actions = generator.uniform(-1, 1, (count, self.env.action_dim)).astype(np.float32)
+        self.buffer.add(obs, actions, generator.standard_normal(count).astype(np.float32), obs,
+                        np.zeros(count, np.float32))
+        batch = self.buffer.sample(self.config.batch, self.sample_generator)
+
+        start = time.perf_counter()
+        explanation = torch._dynamo.explain(self.update)(self.state, batch, True, False, True)
+        elapsed = time.perf_counter() - start
+        reasons = tuple(str(reason.reason) for reason in explanation.break_reasons)
+        return StepReport(explanation.graph_count, explanation.graph_break_count, reasons, elapsed, 0)
+
     def sync_obs_stats(self) -> None:
         stats = self.env.obs_stats
         if stats is None:
