@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from reparamdsl.semantics.registry import REQUIRED
+from reparamdsl.semantics.registry import REQUIRED, format_default
 
 
 @click.command()
@@ -41,18 +41,6 @@ def components(kind: str | None, name: str | None, markdown: bool) -> None:
         for param in spec.params:
             default = "required" if param.default is REQUIRED else f"default {format_default(param.default)}"
             click.echo(f"    {param.name}: {param.type.describe()}, {default}. {param.doc}")
-
-
-def format_default(value) -> str:
-    if isinstance(value, dict) and "component" in value:
-        return value["component"]
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "none"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
 
 
 def markdown_reference(registry) -> str:

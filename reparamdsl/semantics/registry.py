@@ -162,6 +162,19 @@ class Registry:
         return [self._specs[key] for key in sorted(self._specs)]
 
 
+def format_default(value: object) -> str:
+    """Write a parameter default in the language's syntax, for help texts and references."""
+    if isinstance(value, dict) and "component" in value:
+        return value["component"]
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
 def default_registry(entry_points: bool = True) -> Registry:
     """Build a fresh registry with the built-in components and installed plug-ins."""
     registry = Registry()

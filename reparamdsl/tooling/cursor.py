@@ -15,7 +15,7 @@ import re
 import attrs
 
 from reparamdsl.semantics import types as T
-from reparamdsl.semantics.registry import ComponentSpec, Registry
+from reparamdsl.semantics.registry import ComponentSpec, Registry, format_default
 
 DECLARATION_KINDS = ("data", "model", "reparam", "objective", "env")
 
@@ -291,7 +291,7 @@ def describe_param(spec: ComponentSpec, name: str) -> str | None:
     param = spec.param(name)
     if param is None:
         return None
-    default = "required" if param.default is REQUIRED else f"default `{_format_default(param.default)}`"
+    default = "required" if param.default is REQUIRED else f"default `{format_default(param.default)}`"
     lines = [f"**{param.name}**: `{param.type.describe()}`, {default}", "",
              f"Parameter of {spec.kind} `{spec.name}`."]
     if param.doc:
@@ -304,18 +304,6 @@ def describe_component(spec: ComponentSpec) -> str:
 
     lines = [f"**{spec.kind} {spec.name}**", "", spec.doc, ""]
     for param in spec.params:
-        default = "required" if param.default is REQUIRED else f"= {_format_default(param.default)}"
+        default = "required" if param.default is REQUIRED else f"= {format_default(param.default)}"
         lines.append(f"- `{param.name}`: {param.type.describe()} {default}")
     return "\n".join(lines)
-
-
-def _format_default(value) -> str:
-    if isinstance(value, dict) and "component" in value:
-        return value["component"]
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "none"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
