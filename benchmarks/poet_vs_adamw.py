@@ -1,4 +1,4 @@
-"""Train programs/lm_adamw.rp and programs/lm_poet.rp side by side and compare them.
+"""Train programs/lm_adamw.rp and programs/poet_lm.rp side by side and compare them.
 
 Both runs use the same seed, data, model sizes, schedule and number of steps
 (the overrides below apply to both). For each it prints the final validation
@@ -31,7 +31,7 @@ import torch
 import reparamdsl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROGRAMS = {"adamw": "programs/lm_adamw.rp", "poet": "programs/lm_poet.rp"}
+PROGRAMS = {"adamw": "programs/lm_adamw.rp", "poet": "programs/poet_lm.rp"}
 
 # Both programs define `let width`, so one override sizes both models the same.
 CPU_SIZES = {"width": 64, "lm.depth": 2, "corpus.context": 64, "corpus.max_files": 400, "train.batch": 8}

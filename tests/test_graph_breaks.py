@@ -18,7 +18,7 @@ PROGRAMS = sorted(glob.glob(os.path.join(ROOT, "programs", "*.rp")))
 SHRINK = {
     "lm_adamw.rp": {"lm.width": "32", "lm.depth": "1", "corpus.max_files": "8", "corpus.context": "32",
                     "train.batch": "4"},
-    "lm_poet.rp": {"width": "32", "lm.depth": "1", "corpus.max_files": "8", "corpus.context": "32",
+    "poet_lm.rp": {"width": "32", "lm.depth": "1", "corpus.max_files": "8", "corpus.context": "32",
                    "train.batch": "4"},
     "poet_llama_60m.rp": {"lm.width": "32", "lm.depth": "1", "lm.heads": "4", "lm.hidden": "64",
                           "lm.vocab": "512", "corpus.max_files": "8", "lm.context": "32", "train.batch": "4"},

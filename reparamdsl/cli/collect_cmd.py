@@ -30,7 +30,7 @@ def collect(run_dir, steps, out_path, env_id, random_actions, deterministic, che
 
     \b
     Examples:
-      rpc collect runs/sac_flow_pendulum-20261204-101500 --steps 10000 --out pendulum_expert.npz
+      rpc collect runs/sac_flow_g_pendulum-20261204-101500 --steps 10000 --out pendulum_expert.npz
       rpc collect --env Pendulum-v1 --random --steps 10000 --out pendulum_random.npz
     """
     from reparamdsl.components.rl.collect import collect as collect_transitions

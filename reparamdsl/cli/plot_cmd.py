@@ -18,7 +18,7 @@ def plot(run_dirs, out_path, metrics) -> None:
     \b
     Examples:
       rpc plot runs/lm_adamw-20261204-101500
-      rpc plot runs/lm_adamw-* runs/lm_poet-* -m train/loss -m eval/loss -o poet-vs-adamw.png
+      rpc plot runs/lm_adamw-* runs/poet_lm-* -m train/loss -m eval/loss -o poet-vs-adamw.png
     """
     from reparamdsl.runtime.plots import PlotError, default_output, plot_runs
 

@@ -1,4 +1,4 @@
-"""The shipped POET programs: lm_poet.rp trains through `rpc run`, and the LLaMA-60M program has the published sizes."""
+"""The shipped POET programs: poet_lm.rp trains through `rpc run`, and the LLaMA-60M program has the published sizes."""
 
 import json
 import os
@@ -14,7 +14,7 @@ from reparamdsl.components.poet.layer import POETLinear, singular_values
 from reparamdsl.runtime.checkpoint import latest_checkpoint, read_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LM_POET = os.path.join(ROOT, "programs", "lm_poet.rp")
+LM_POET = os.path.join(ROOT, "programs", "poet_lm.rp")
 POET_60M = os.path.join(ROOT, "programs", "poet_llama_60m.rp")
 
 STEPS, MERGE_EVERY = 8, 3
@@ -43,7 +43,7 @@ def orthogonality_before_merges(monkeypatch):
 
 
 @pytest.mark.parametrize("orthogonal", ["cayley", "cayley_neumann(terms = 4)"])
-def test_lm_poet_run_merges_and_spectrum(tmp_path, orthogonal, orthogonality_before_merges):
+def test_poet_lm_run_merges_and_spectrum(tmp_path, orthogonal, orthogonality_before_merges):
     overrides = {**TINY, "poet_lm.orthogonal": orthogonal}
     out = tmp_path / "run"
     args = ["run", LM_POET, *(f"{k}={v}" for k, v in overrides.items()), "--out", str(out), "--device", "cpu",

@@ -12,7 +12,7 @@ from reparamdsl.cli.main import main
 from reparamdsl.components.rl.policies.flow import FlowPolicy
 from reparamdsl.components.rl.policies.velocity import GatedVelocity
 
-FLOW_PROGRAM = "programs/sac_flow_pendulum.rp"
+FLOW_PROGRAM = "programs/sac_flow_g_pendulum.rp"
 TINY = ["train.steps=240", "train.log_every=40", "train.compile=false", "sac_loss.learning_starts=60",
         "sac_loss.batch=16", "sac_loss.eval_every=0", "sac_loss.eval_episodes=2", "pendulum.max_episode_steps=40",
         "actor.velocity.hidden=16", "actor.noise_hidden=16", "critic.hidden=16"]
@@ -102,7 +102,7 @@ def test_collect_rejects_bad_arguments(tmp_path):
     assert "plan.json is missing" in not_a_run.output
 
 
-@pytest.mark.parametrize("program", ["sac_gaussian_pendulum", "sac_flow_pendulum", "sac_flow_t_pendulum",
+@pytest.mark.parametrize("program", ["sac_pendulum", "sac_flow_g_pendulum", "sac_flow_t_pendulum",
                                      "sac_flow_g_halfcheetah", "sac_offline_to_online_pendulum"])
 def test_sac_program_checks(program):
     result = invoke("check", f"programs/{program}.rp")
