@@ -1,4 +1,4 @@
-"""What a component builder receives besides its own parameters."""
+"""The build context: everything a component builder gets besides its own parameters."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class Program:
         return self._trainer
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Run one compiled optimizer step on `batch`; returns its metrics as floats."""
+        """Run one compiled optimizer step on `batch`; returns its metrics (floats and 0-dimensional tensors)."""
         return self.trainer().step(batch)
 
     def parameter_counts(self) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""What an objective builds: a task the runtime can train."""
+"""Tasks: the trainable units that objectives build for the runtime."""
 
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ import torch
 class FunctionalOptimizer:
     """Per-parameter state and an `update` that runs inside the compiled step.
 
-    `state[name]` holds the moment tensors of one parameter and a 0-dimensional
+    `state[name]` contains the moment tensors of one parameter and a 0-dimensional
     `step` count; hooks reset them in place (a POET merge zeroes the moments).
-    `options[name]` holds `lr_scale` and `weight_decay` for that parameter.
+    `options[name]` contains `lr_scale` and `weight_decay` for that parameter.
     """
 
     def __init__(self, named_params: dict[str, torch.nn.Parameter], options: dict[str, dict]):
@@ -68,7 +68,7 @@ class AdamW(FunctionalOptimizer):
 
 
 def build(params: dict, ctx) -> dict:
-    """Return the optimizer settings; the trainer creates the optimizer once it knows the parameters."""
+    """Return the optimizer settings; the trainer creates the optimizer once the parameters exist."""
     return {"name": "adamw", **params}
 
 
