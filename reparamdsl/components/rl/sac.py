@@ -91,6 +91,10 @@ class SACTask(Task):
         update = functools.partial(sac_update, self.actor, self.critic, update_config)
         self.update = torch.compile(update, fullgraph=True) if compile_step else update
         self.counters = {"env_steps": 0, "updates": 0, "offline_updates": 0, "update_credit": 0.0}
+        # Every vector step's actions since the first reset: gymnasium cannot save a running
+        # environment, so a resumed run replays them from the same seed to rebuild its state.
+        self.env_action_log: list[np.ndarray] = []
+        self._saved_obs_stats = None
 
     def update_once(self, offline: bool = False) -> dict[str, torch.Tensor]:
         batch = self.buffer.sample(self.config.batch, self.sample_generator)
@@ -193,7 +197,7 @@ class SACTask(Task):
         """Phase 2: collect with the actor, update, evaluate and checkpoint until `total_steps` transitions."""
         config, env, counters = self.config, self.env, self.counters
         random_until = config.learning_starts if self.dataset is None else 0
-        obs = env.reset(seed=run.seed + counters["env_steps"])
+        obs = self.restore_environment(run.seed)
         self.sync_obs_stats()
         latest: dict[str, float] = {}
         tensors: dict[str, torch.Tensor] = {}
@@ -211,6 +215,7 @@ class SACTask(Task):
                     actions = self.actor(self.policy_input(obs))[0].cpu().numpy()
 
             step = env.step(actions)
+            self.env_action_log.append(np.asarray(actions, np.float32).copy())
             valid = step.valid
             self.buffer.add(step.obs[valid], step.actions[valid], step.rewards[valid], step.next_obs[valid],
                             step.terminated[valid])
@@ -256,6 +261,23 @@ class SACTask(Task):
             run.log(counters["env_steps"], {"eval/episodic_return": latest["eval/episodic_return"]})
         return latest
 
+    def restore_environment(self, seed: int) -> np.ndarray:
+        """Reset the training environments with `seed` and replay the logged actions, if any.
+
+        The environments are deterministic given their seed and actions, so after
+        the replay they are in the state they had at the checkpoint; episodes
+        completed during the replay were already logged and are dropped.
+        """
+        obs = self.env.reset(seed=seed)
+        if not self.env_action_log:
+            return obs
+        for actions in self.env_action_log:
+            self.env.step(actions)
+        self.env.pop_episodes()
+        if self._saved_obs_stats is not None:
+            self.env.obs_stats.load_state_dict(self._saved_obs_stats)
+        return self.env.obs
+
     def evaluate(self, seed: int) -> float:
         """Return the mean return of `eval_episodes` deterministic episodes, one per sub-environment."""
         env = self.env.spawn(self.config.eval_episodes, seed + 1_000_003)
@@ -285,6 +307,10 @@ class SACTask(Task):
             for moment in ("exp_avg", "exp_avg_sq"):
                 tensors.update({f"adam.{group}.{moment}.{name}": value for name, value in adam[moment].items()})
         tensors.update(self.buffer.tensors())
+        if self.env_action_log:
+            tensors["env.actions"] = torch.from_numpy(np.stack(self.env_action_log))
+        else:
+            tensors["env.actions"] = torch.zeros(0, self.env.num_envs, self.env.action_dim)
         tensors["rng.sample"] = self.sample_generator.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
         return {name: value.detach().contiguous() for name, value in tensors.items()}
@@ -302,16 +328,16 @@ class SACTask(Task):
         run.save_checkpoint(self.counters["env_steps"], self.checkpoint_tensors(), self.checkpoint_state(), final=final)
 
     def load_checkpoint(self, resume) -> None:
-        """Restore networks, optimizer moments, replay contents, counters and random streams.
+        """Restore networks, optimizer moments, replay contents, counters, random streams and the action log.
 
-        NOTE: gymnasium cannot save a running environment, so the resumed run
-        resets its environments (seeded from the step count) and the partial
-        episodes in flight at the checkpoint are lost.
+        The environments themselves are rebuilt from the action log when the
+        online phase starts (`restore_environment`). A checkpoint without the
+        log (written before it existed) resumes with freshly reset environments.
         """
         tensors, state = _unpack_resume(resume)
         with torch.no_grad():
             for name, value in self.checkpoint_tensors().items():
-                if name.startswith(("replay.", "rng.")):
+                if name.startswith(("replay.", "rng.", "env.")):
                     continue
                 value.copy_(tensors[name].to(value.device))
         self.buffer.load(tensors, state["replay"])
@@ -319,7 +345,10 @@ class SACTask(Task):
         torch.set_rng_state(tensors["rng.torch"].cpu())
         self.rng.bit_generator.state = state["rng_numpy"]
         self.counters.update(state["counters"])
+        if "env.actions" in tensors:
+            self.env_action_log = list(tensors["env.actions"].cpu().numpy())
         if state.get("obs_stats") is not None:
+            self._saved_obs_stats = state["obs_stats"]
             self.env.obs_stats.load_state_dict(state["obs_stats"])
             self.sync_obs_stats()
 
