@@ -32,6 +32,12 @@ def split_overrides(arguments: tuple[str, ...]) -> dict[str, str]:
     return overrides
 
 
+class DeviceUsageError(click.ClickException):
+    """A bad `--device`: one line on stderr and exit code 2, like other usage errors."""
+
+    exit_code = 2
+
+
 def validate_device(name: str) -> None:
     """Raise a usage error for a device string that is invalid or unavailable here."""
     from reparamdsl.lowering.build import DeviceError, resolve_device
@@ -39,7 +45,7 @@ def validate_device(name: str) -> None:
     try:
         resolve_device(name)
     except DeviceError as error:
-        raise click.UsageError(str(error)) from None
+        raise DeviceUsageError(str(error)) from None
 
 
 def report_program_error(error: ProgramError) -> None:

@@ -58,7 +58,9 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
         raise click.UsageError(f"'{file}' looks like an override, but overrides need the program FILE first")
     if resume_dir is not None and out_dir is not None:
         raise click.UsageError("--out cannot be combined with --resume: a resumed run stays in its own folder")
-    validate_device(device)
+    if nproc == 1:
+        # Several processes get their device checked, with a device count, by the torchrun launcher.
+        validate_device(device)
     parsed = split_overrides(overrides)
     if seed is not None:
         parsed["train.seed"] = str(seed)
