@@ -83,11 +83,7 @@ def _json_rows(path: str, text: str) -> Iterator[Row]:
     if position < len(text) and text[position] == "]":
         return
     while position < len(text):
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            raise PreferenceDataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} "
-                                      f"(column {error.colno})") from error
+        value, end = _decode_at(path, text, position, decoder)
         yield Row(value, path, line_of(position))
 
         position = _skip_space(text, end)
@@ -102,13 +98,18 @@ def _json_rows(path: str, text: str) -> Iterator[Row]:
 
 def _object_stream(path, text, position, decoder, line_of) -> Iterator[Row]:
     while position < len(text):
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            raise PreferenceDataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} "
-                                      f"(column {error.colno})") from error
+        value, end = _decode_at(path, text, position, decoder)
         yield Row(value, path, line_of(position))
         position = _skip_space(text, end)
+
+
+def _decode_at(path, text: str, position: int, decoder: json.JSONDecoder):
+    """Decode one JSON value starting at `position`; errors name the file and line."""
+    try:
+        return decoder.raw_decode(text, position)
+    except json.JSONDecodeError as error:
+        raise PreferenceDataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} "
+                                  f"(column {error.colno})") from error
 
 
 def _skip_space(text: str, position: int) -> int:
