@@ -74,6 +74,9 @@ class Loader:
 
     def _load_import(self, item: ast.Import, importer: str, stack: tuple[str, ...]) -> None:
         base = os.path.dirname(importer) if os.path.isabs(importer) else os.getcwd()
+        if "\x00" in item.path:
+            self.sink.error("import path contains a NUL character", item.path_span)
+            return
         target = os.path.normpath(os.path.join(base, item.path))
         # Symbolic links are resolved so that one file reached by two paths is loaded once.
         real_stack = [os.path.realpath(p) for p in stack]
@@ -205,7 +208,8 @@ def _apply_one(key, key_span, value, lets, decls, sink, registry) -> None:
     if head == "train" and "train" not in decls and len(parts) >= 2:
         decls["train"] = ast.Decl(key_span, "train", "train", key_span, "train", key_span, (), None, (), key_span)
     if head in decls and len(parts) >= 2:
-        decl = _with_default_component(decls[head], parts[1], key_span, registry) if len(parts) >= 3 else decls[head]
+        decl = _name_positional_args(decls[head], registry)
+        decl = _with_default_component(decl, parts[1], key_span, registry) if len(parts) >= 3 else decl
         decls[head] = _override_entry(decl, parts[1:], key_span, value)
         return
 
@@ -213,6 +217,23 @@ def _apply_one(key, key_span, value, lets, decls, sink, registry) -> None:
                                for p in _spec_params(registry, decl)]
     sink.error(f"unknown override key '{key}'", key_span,
                hint=did_you_mean(key, candidates) or "an override names a let constant or declaration.parameter")
+
+
+def _name_positional_args(decl: ast.Decl, registry) -> ast.Decl:
+    """Give positional arguments their parameter names, so an override can replace them."""
+    spec = registry.get(decl.kind, decl.component) if registry is not None else None
+    if spec is None or all(arg.name is not None for arg in decl.args):
+        return decl
+    taken = {"target"} if decl.target is not None else set()
+    taken |= {arg.name for arg in decl.args if arg.name is not None}
+    taken |= {entry.key for entry in decl.entries}
+    free = [param.name for param in spec.params if param.name not in taken]
+    args = []
+    for arg in decl.args:
+        if arg.name is None and free:
+            arg = attrs.evolve(arg, name=free.pop(0))
+        args.append(arg)
+    return attrs.evolve(decl, args=tuple(args))
 
 
 def _with_default_component(decl: ast.Decl, key: str, span: Span, registry) -> ast.Decl:

@@ -113,3 +113,10 @@ def test_objective_without_train_gets_default_schedule():
     plans, _ = check_source(source, "/tmp/edge.rp")
 
     assert plans[0].train_params()["steps"] == 1000
+
+
+def test_import_path_with_nul_character():
+    error = first_error('import "\x00"\n')
+
+    assert error.message == "import path contains a NUL character"
+    assert (error.span.line, error.span.column) == (1, 8)

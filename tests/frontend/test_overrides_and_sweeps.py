@@ -102,3 +102,12 @@ def test_plan_json_round_trip():
 
     assert again.hash == plan.hash
     assert again.content() == plan.content()
+
+
+def test_override_replaces_positional_argument():
+    source = PROGRAM + "model other = llama { vocab = corpus.vocab_size width = 32 depth = 1 heads = 2 context = 64 }\n"
+
+    plan = check(source, overrides={"loss.model": "other"})[0]
+
+    assert plan.get("loss").params["model"] == {"ref": "other"}
+    assert plan.get("loss").params["data"] == {"ref": "corpus"}
