@@ -35,7 +35,7 @@ class NonFiniteError(RuntimeError):
 
 
 class _FunctionalModel:
-    """Calls a module with substituted parameters; what `SupervisedTask.loss` sees as the model."""
+    """A module called with substituted parameters: the model that `SupervisedTask.loss` receives."""
 
     def __init__(self, module: torch.nn.Module, params: dict[str, torch.Tensor]):
         self.module = module

@@ -29,7 +29,7 @@ class TypeMismatch(Exception):
 
 
 class TypeContext(Protocol):
-    """What a type needs from the checker to convert nested values."""
+    """The checker services a type uses to convert nested values."""
 
     base_dir: str
 
@@ -325,8 +325,8 @@ class Path(ParamType):
         if self.must_exist:
             exists = os.path.isdir(path) if self.directory else os.path.exists(path)
             if not exists:
-                what = "folder" if self.directory else "file"
-                raise TypeMismatch(f"{what} not found: {text} (looked for {path})",
+                kind = "folder" if self.directory else "file"
+                raise TypeMismatch(f"{kind} not found: {text} (looked for {path})",
                                    hint="paths are relative to the folder of the program that names them")
         return path
 
