@@ -55,10 +55,11 @@ def test_program_step_does_not_recompile(path):
     from torch._dynamo.utils import counters
 
     program = build(path, {"train.compile": "true", "train.compile_backend": "eager"})
-    if not isinstance(program.task, SupervisedTask):
-        pytest.skip("this task traces its own update step in its component tests")
     torch._dynamo.reset()
     counters.clear()
+    if not isinstance(program.task, SupervisedTask):
+        check_own_loop_update_does_not_recompile(program.task)
+        return
     trainer = program.trainer()
     batches = program.task.train_batches(program.train["batch"], program.seed)
 
@@ -69,3 +70,33 @@ def test_program_step_does_not_recompile(path):
 
     assert graphs_after_warmup == 1
     assert counters["stats"]["unique_graphs"] == graphs_after_warmup
+
+
+def check_own_loop_update_does_not_recompile(task):
+    """SAC: after the first actor and critic-only updates, further updates reuse their graphs."""
+    from torch._dynamo.utils import counters
+
+    setup = getattr(task, "setup", None)
+    if setup is None:
+        pytest.skip("this task has no update step to compile")
+    setup(torch.device("cpu"), 0, 64, compile_step=True, backend="eager")
+    fill_replay_buffer(task)
+
+    for _ in range(4):
+        task.update_once()
+    graphs_after_warmup = counters["stats"]["unique_graphs"]
+    for _ in range(6):
+        task.update_once()
+
+    assert 1 <= graphs_after_warmup <= 2
+    assert counters["stats"]["unique_graphs"] == graphs_after_warmup
+
+
+def fill_replay_buffer(task):
+    import numpy as np
+
+    count = max(task.config.batch, 2)
+    generator = np.random.default_rng(0)
+    obs = generator.standard_normal((count, task.env.obs_dim)).astype(np.float32)
+    actions = generator.uniform(-1, 1, (count, task.env.action_dim)).astype(np.float32)
+    task.buffer.add(obs, actions, generator.standard_normal(count).astype(np.float32), obs, np.zeros(count, np.float32))

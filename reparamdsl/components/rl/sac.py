@@ -66,7 +66,8 @@ class SACTask(Task):
 
     # ------------------------------------------------------------------ setup
 
-    def setup(self, device: torch.device, seed: int, total_steps: int, compile_step: bool) -> None:
+    def setup(self, device: torch.device, seed: int, total_steps: int, compile_step: bool,
+              backend: str = "inductor") -> None:
         """Move the networks to `device`, allocate the replay buffer and build the (compiled) update."""
         config = self.config
         torch.manual_seed(seed)
@@ -89,7 +90,7 @@ class SACTask(Task):
         update_config = UpdateConfig(config.gamma, config.tau, self.target_entropy, config.autotune,
                                      config.bc_weight, self.env.normalize_obs)
         update = functools.partial(sac_update, self.actor, self.critic, update_config)
-        self.update = torch.compile(update, fullgraph=True) if compile_step else update
+        self.update = torch.compile(update, fullgraph=True, backend=backend) if compile_step else update
         self.counters = {"env_steps": 0, "updates": 0, "offline_updates": 0, "update_credit": 0.0}
         # Every vector step's actions since the first reset: gymnasium cannot save a running
         # environment, so a resumed run replays them from the same seed to rebuild its state.
@@ -164,7 +165,8 @@ class SACTask(Task):
         total_steps = int(run.train["steps"])
         log_every = int(run.train.get("log_every") or 1000)
         checkpoint_every = int(run.train.get("checkpoint_every") or 0)
-        self.setup(run.device, run.seed, total_steps, bool(run.train.get("compile", True)))
+        self.setup(run.device, run.seed, total_steps, bool(run.train.get("compile", True)),
+                   run.train.get("compile_backend", "inductor"))
         if run.resume is not None:
             self.load_checkpoint(run.resume)
 
