@@ -1,8 +1,9 @@
 """Time `rpc check` on a generated 1,000-line program in fresh processes.
 
-Prints the wall time of each run and the median, next to the time of a bare
-`python -c pass` and of `python -c "import torch"` measured the same way, so
-the ratio shows what the check path costs and that it does not import torch.
+Prints the wall time of each run and the median. Beside them it prints the
+time of a bare `python -c pass` and of `python -c "import torch"`, measured
+the same way, so the ratio shows what the check path costs and that it does
+not import torch.
 
 Usage: python benchmarks/check_speed.py [--lines 1000] [--repeats 5]
 """
@@ -19,7 +20,7 @@ import time
 
 
 def generate_program(lines: int) -> str:
-    """A valid program of about `lines` lines: many lets, data sources, models and a train block."""
+    """Return a valid program of about `lines` lines: many lets and models, a data source and a train block."""
     out = ["# generated for benchmarks/check_speed.py"]
     out.append('data corpus = text {\n    source = "python-stdlib"\n    context = 64\n    max_files = 10\n}')
     index = 0

@@ -16,12 +16,13 @@ interpreter and the corpus, so compare rows with each other only).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import resource
 import statistics
 import time
 
 import torch
+
+from isolated import run_isolated
 
 PROGRAM = """
 data corpus = text {{ source = "python-stdlib" context = {context} max_files = 60 }}
@@ -74,16 +75,6 @@ def measure(config: dict, queue) -> None:
                "peak_mib": peak})
 
 
-def run_isolated(config: dict) -> dict:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=measure, args=(config, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=1024)
@@ -107,7 +98,7 @@ def main() -> None:
         for block in [None] + args.blocks:
             config = {"mode": mode, "block": block, "sizes": sizes, "warmup": args.warmup, "steps": args.steps,
                       "device": args.device}
-            result = run_isolated(config)
+            result = run_isolated(measure, config)
             baseline = baseline or result["seconds"]
             name = "adamw" if block is None else f"poet b={block}"
             print(f"{mode:9s} {name:12s} {result['seconds']:8.3f} {result['seconds'] / baseline:8.2f} "

@@ -16,8 +16,9 @@ Needs `stable-baselines3` (not a dependency of reparamdsl):
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import time
+
+from isolated import run_isolated
 
 PROGRAM = """
 env task = gym("{env_id}") {{ envs = 1 }}
@@ -67,16 +68,6 @@ def run_sb3(env_id: str, steps: int, learning_starts: int, queue) -> None:
     queue.put(steps / (time.perf_counter() - start))
 
 
-def isolated(target, *args) -> float:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "HalfCheetah-v5"])
@@ -87,9 +78,9 @@ def main() -> None:
     print(f"{args.steps} environment steps, updates from step {args.learning_starts}, UTD 1, batch 256, 256x256, CPU")
     print(f"{'environment':16s} {'SB3':>8s} {'rp eager':>9s} {'rp compiled':>12s} {'ratio (compiled)':>17s}")
     for env_id in args.envs:
-        sb3 = isolated(run_sb3, env_id, args.steps, args.learning_starts)
-        eager = isolated(run_reparamdsl, env_id, args.steps, args.learning_starts, False)
-        compiled = isolated(run_reparamdsl, env_id, args.steps, args.learning_starts, True)
+        sb3 = run_isolated(run_sb3, env_id, args.steps, args.learning_starts)
+        eager = run_isolated(run_reparamdsl, env_id, args.steps, args.learning_starts, False)
+        compiled = run_isolated(run_reparamdsl, env_id, args.steps, args.learning_starts, True)
         print(f"{env_id:16s} {sb3:8.1f} {eager:9.1f} {compiled:12.1f} {compiled / sb3:17.2f}", flush=True)
 
 

@@ -66,7 +66,7 @@ def main() -> None:
     metrics = program.run(progress=False)
     print("eval loss:", round(metrics["eval/loss"], 4))
 
-    # The default registry knows nothing of the new component.
+    # The default registry does not contain the new component.
     try:
         rp.check(PROGRAM, "custom.rp")
     except rp.ProgramError as error:

@@ -77,7 +77,8 @@ def main(verbose: int) -> None:
       rpc compile programs/lm_adamw.rp -o build/
       rpc components tokenizer
     """
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    levels = {0: logging.WARNING, 1: logging.INFO}
+    level = levels.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
 

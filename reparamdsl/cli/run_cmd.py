@@ -243,7 +243,7 @@ def _run_one(plan, overrides, device, folder, resume_dir, allow_plan_change, pro
 
 
 def is_compile_failure(error: BaseException) -> bool:
-    """Whether `error` comes from torch.compile (Dynamo, AOTAutograd or Inductor) rather than the program."""
+    """Return whether `error` comes from torch.compile (Dynamo, AOTAutograd or Inductor), not the program."""
     module = type(error).__module__ or ""
     return module.startswith(("torch._dynamo", "torch._inductor", "torch._functorch"))
 

@@ -22,7 +22,7 @@ class SupervisedTask(Task):
     """A task trained by minibatch gradient steps on a fixed data set.
 
     Subclasses set `model` and implement `loss`, `train_batches` and
-    `eval_batches`; the shared trainer (`reparamdsl.runtime.trainer`)
+    `eval_batches`. The shared trainer (`reparamdsl.runtime.trainer`)
     compiles `loss` into one step together with the backward pass and the
     optimizer update.
     """

@@ -26,7 +26,7 @@ class PlanDecl:
 
 @attrs.frozen
 class Plan:
-    """What runs: every declaration with every parameter, defaults filled in.
+    """The resolved program that runs: every declaration with every parameter, defaults filled in.
 
     The hash covers the declarations and the sweep point, not the program's
     file name, so formatting or moving a program leaves it unchanged (paths

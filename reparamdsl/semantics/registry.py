@@ -1,9 +1,10 @@
 """The component registry: typed signatures of everything a program can name.
 
-A component is a named, typed building block of one kind: a data source
-(`data text`), a model (`model llama`), a reparameterization, an objective, an
-environment, the training schedule, or a sub-component used inside another one
-(a tokenizer, an optimizer, an orthogonal parameterization...).
+A component is a named, typed building block of one kind. The declaration
+kinds are data sources (`data text`), models (`model llama`),
+reparameterizations, objectives, environments and the training schedule.
+Sub-components are used inside another component: tokenizers, optimizers,
+orthogonal parameterizations and others.
 
 A `ComponentSpec` holds the signature only: parameter types, ranges, defaults
 and one-line docs, plus optional static checks and static outputs. Its builder

@@ -243,7 +243,12 @@ def _with_default_component(decl: ast.Decl, key: str, span: Span, registry) -> a
     spec = registry.get(decl.kind, decl.component) if registry is not None else None
     param = spec.param(key) if spec is not None else None
     default = param.default if param is not None else None
-    name = default.get("component") if isinstance(default, dict) else default if isinstance(default, str) else None
+    if isinstance(default, dict):
+        name = default.get("component")
+    elif isinstance(default, str):
+        name = default
+    else:
+        return decl
     if name is None:
         return decl
     call = ast.Call(span, name, span, (), ())

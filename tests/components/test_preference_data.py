@@ -98,8 +98,12 @@ def test_bos_and_eos_added_once():
 
     prompt = view.encode_prompt("hi")
     response = view.encode_response("ok")
-    assert prompt.count(1) == 1 and prompt[0] == 1 and 2 not in prompt
-    assert response.count(2) == 1 and response[-1] == 2 and 1 not in response
+    assert prompt.count(1) == 1
+    assert prompt[0] == 1
+    assert 2 not in prompt
+    assert response.count(2) == 1
+    assert response[-1] == 2
+    assert 1 not in response
 
 
 def test_implicit_string_transcripts(tmp_path):
@@ -183,8 +187,10 @@ def test_truncation_keeps_a_response_token(tmp_path):
     assert len(data.train) == 2
     for pair in data.train:
         assert len(pair.prompt) <= 11
-        assert 1 <= len(pair.chosen) and len(pair.prompt) + len(pair.chosen) <= 12
-        assert 1 <= len(pair.rejected) and len(pair.prompt) + len(pair.rejected) <= 12
+        assert len(pair.chosen) >= 1
+        assert len(pair.prompt) + len(pair.chosen) <= 12
+        assert len(pair.rejected) >= 1
+        assert len(pair.prompt) + len(pair.rejected) <= 12
 
 
 def test_truncation_modes_keep_bos_and_the_named_end(tmp_path):

@@ -43,7 +43,8 @@ def test_hf_tokenizer_special_ids(tiny_folder):
 
     assert (view.bos_id, view.eos_id, view.pad_id) == (1, 2, 0)
     prompt = view.encode_prompt("User: name a prime.")
-    assert prompt[0] == 1 and prompt.count(1) == 1
+    assert prompt[0] == 1
+    assert prompt.count(1) == 1
     assert tokenizer.decode(prompt[1:]) == "User: name a prime."
     assert hf_vocab_size(tiny_folder) == tokenizer.vocab_size
 

@@ -94,7 +94,9 @@ def test_changed_override_shows_the_change(run_copy, finished_run):
 
     assert result.exit_code == 1
     assert "no longer matches" in result.stderr
-    assert "steps" in result.stderr and "4" in result.stderr and "5" in result.stderr
+    assert "steps" in result.stderr
+    assert "4" in result.stderr
+    assert "5" in result.stderr
     assert "--allow-plan-change" in result.stderr
     assert folder_snapshot(run_copy) == before
 

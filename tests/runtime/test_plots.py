@@ -49,7 +49,9 @@ def test_plot_overlays_both_runs(two_runs, tmp_path):
     assert lines == {"adamw": [5.0 / s for s in range(1, 6)], "poet": [4.0 / s for s in range(1, 6)]}
     assert [line.get_label() for line in figure.axes[1].get_lines()] == ["adamw"]
     image = matplotlib.image.imread(out)
-    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert image.ndim == 3
+    assert image.shape[0] > 100
+    assert image.shape[1] > 100
 
 
 def test_default_metrics_skip_timing(two_runs):

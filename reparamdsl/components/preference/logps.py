@@ -13,7 +13,7 @@ import torch
 
 
 def accepts_attention_mask(model: torch.nn.Module) -> bool:
-    """Whether `model.forward` takes an `attention_mask` keyword (Hugging Face wrappers do, llama does not)."""
+    """Return whether `model.forward` takes an `attention_mask` keyword (Hugging Face wrappers do, llama does not)."""
     try:
         parameters = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):

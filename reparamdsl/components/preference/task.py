@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 def pair_metrics(output: ObjectiveOutput, logps: PairLogps) -> dict[str, torch.Tensor]:
-    """The logged statistics of a paired batch, each a 0-dimensional tensor."""
+    """Compute the logged statistics of a paired batch, each a 0-dimensional tensor."""
     chosen_rewards, rejected_rewards = output.chosen_rewards, output.rejected_rewards
     metrics = {
         "rewards/chosen": chosen_rewards.mean(),
@@ -220,7 +220,7 @@ class KTOTask(PreferenceTask):
 
 
 def simpo_gamma(params: dict) -> float:
-    """The margin gamma of a simpo declaration: `gamma`, or beta * `gamma_beta_ratio` (0.5 when neither is set)."""
+    """Return the margin gamma of a simpo declaration: `gamma`, or beta * `gamma_beta_ratio` (0.5 when neither is set)."""
     if params.get("gamma") is not None and params.get("gamma_beta_ratio") is not None:
         raise ValueError("simpo: set either gamma or gamma_beta_ratio, not both")
     if params.get("gamma") is not None:

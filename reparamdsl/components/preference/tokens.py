@@ -17,7 +17,7 @@ def _first_attr(obj: object, names: tuple[str, ...]) -> object:
 
 @attrs.frozen
 class TokenizerView:
-    """What this area needs from a tokenizer: `encode(text)` without special tokens and the special ids."""
+    """A tokenizer as preference data uses it: `encode(text)` without special tokens, plus the special ids."""
 
     tokenizer: object
     bos_id: int | None

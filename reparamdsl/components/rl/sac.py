@@ -267,8 +267,8 @@ class SACTask(Task):
         """Reset the training environments with `seed` and replay the logged actions, if any.
 
         The environments are deterministic given their seed and actions, so after
-        the replay they are in the state they had at the checkpoint; episodes
-        completed during the replay were already logged and are dropped.
+        the replay they are in the state they had at the checkpoint. Episodes
+        completed during the replay were logged before and are dropped.
         """
         obs = self.env.reset(seed=seed)
         if not self.env_action_log:
