@@ -151,3 +151,27 @@ def test_gated_gradient_bounded_in_steps():
         norms[steps] = a0_gradient_norm(policy, obs)
     # With g near 1, each step contracts A_i by about (1 - dt), so the gradient cannot compound.
     assert norms[10] < 2.0 * norms[1] + 1.0
+
+
+def test_flow_path_density_matches_monte_carlo_estimate():
+    # d = 1, K = 2: the path (A_0, A_1, env action) lives in R^3, so the fraction of
+    # sampled paths that land in a small cube around a point, divided by the
+    # cube's volume, estimates its density without using any of the policy's
+    # log-density code.
+    torch.manual_seed(5)
+    scale = 2.0
+    policy = FlowPolicy(S, 1, (scale,), MLPVelocity(S, 1, T, 16, 2), 2, T, 16, -1.5, -0.5)
+    samples, half_width = 2_000_000, 0.06
+    obs = torch.randn(1, S).expand(samples, S)
+
+    with torch.no_grad():
+        rollout = policy.rollout(obs)
+    path = rollout["path"][:, :, 0]
+    points = torch.stack([path[0], path[1], scale * torch.tanh(path[2])], dim=-1)
+
+    for probe in (0, 1, 2):
+        inside = ((points - points[probe]).abs() <= half_width).all(dim=-1)
+        estimate = inside.float().mean() / (2 * half_width) ** 3
+        exact = rollout["log_prob"][probe].exp()
+        assert inside.sum() > 400, "probe point too rare for a stable estimate"
+        torch.testing.assert_close(estimate, exact, rtol=0.12, atol=0.0)
