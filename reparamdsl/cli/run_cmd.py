@@ -87,6 +87,7 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
         return
 
     if nproc != 1 and not launched_by_torchrun():
+        _check_shardable(plans)
         _launch_torchrun(nproc, device, file, overrides, seed, out_dir, folders, resume_dir, allow_plan_change,
                          no_progress)
         return
@@ -129,6 +130,15 @@ def _run_folders(plans, out_dir: str | None, resume_dir: str | None) -> list[str
             folder += "-1"
         folders.append(folder)
     return folders
+
+
+def _check_shardable(plans) -> None:
+    """Refuse before starting any process what `ShardedTrainer` would refuse in every one of them."""
+    for plan in plans:
+        reparams = [decl.name for decl in plan.of_kind("reparam")]
+        if plan.train_params()["parallel"] == "fsdp" and reparams:
+            raise LayoutError(f"train.parallel = \"fsdp\" does not support reparam declarations ({', '.join(reparams)}): "
+                              "they rewrite whole weights between steps; use train.parallel = \"ddp\"")
 
 
 def _launch_torchrun(nproc, device, file, overrides, seed, out_dir, folders, resume_dir, allow_plan_change,

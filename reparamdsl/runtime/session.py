@@ -162,6 +162,11 @@ def _supervised_trainer(program, train: dict, distributed: Distributed):
 
     if not distributed.enabled:
         return program.trainer()
+    if train["parallel"] == "fsdp":
+        from reparamdsl.runtime.sharded import ShardedTrainer
+
+        return ShardedTrainer(program.task, train, program.device, program.hooks, program.seed,
+                              distributed=distributed)
     return SupervisedTrainer(program.task, train, program.device, program.hooks, program.seed, distributed=distributed)
 
 

@@ -90,10 +90,7 @@ class SupervisedTrainer:
         self.model = task.model
         self.step_count = 0
 
-        # Detached aliases share storage with the parameters: the compiled step
-        # updates them in place without AOTAutograd tracing a backward of the
-        # step itself (which it would for inputs that require grad).
-        self.named_params = {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+        self.named_params = self.trainable_tensors()
         if not self.named_params:
             raise ValueError("the model has no trainable parameters")
         settings = dict(train["optimizer"]["params"], name=train["optimizer"]["component"])
@@ -110,6 +107,13 @@ class SupervisedTrainer:
 
         self._step_fn = self._maybe_compile(self._step)
         self._eval_fn = self._maybe_compile(self._eval)
+
+    def trainable_tensors(self) -> dict[str, torch.Tensor]:
+        """Return the tensors the optimizer updates in place, by parameter name."""
+        # Detached aliases share storage with the parameters: the compiled step
+        # updates them in place without AOTAutograd tracing a backward of the
+        # step itself (which it would for inputs that require grad).
+        return {name: param.detach() for name, param in self.model.named_parameters() if param.requires_grad}
 
     def _maybe_compile(self, fn):
         if not self.train["compile"]:

@@ -16,7 +16,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from reparamdsl.components.llama.model import LlamaModel
 from reparamdsl.runtime.distributed import Distributed, DistributedError, check_batch, shard_batches
+from reparamdsl.runtime.sharded import shard_units
 from reparamdsl.semantics.registry import default_registry
 from tests.runtime.conftest import LM_PROGRAM, REPO, invoke, make_lm_program, read_metrics, subprocess_env
 
@@ -92,3 +94,52 @@ def test_poet_merges_stay_bitwise_equal_across_ranks(tmp_path):
     assert rank0.keys() == rank1.keys()
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
+
+
+def rpc_nproc2(*args: str) -> subprocess.CompletedProcess:
+    env = subprocess_env()
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run([sys.executable, "-m", "reparamdsl", "run", *args, "--no-progress", "--device", "cpu",
+                           "--nproc", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_fsdp_two_processes_match_one(lm_program, tmp_path):
+    # Two blocks, so FSDP2 wraps each layer and the root; checkpoints every 3 steps.
+    options = ("train.steps=6", "train.checkpoint_every=3", "train.eval_every=0", "lm.depth=2")
+    single, sharded = str(tmp_path / "single"), str(tmp_path / "sharded")
+    assert invoke("run", lm_program, *options, "--out", single, "--no-progress", "--device", "cpu").exit_code == 0
+
+    result = rpc_nproc2(lm_program, *options, "train.parallel=fsdp", "--out", sharded)
+
+    assert result.returncode == 0, result.stderr[-4000:]
+    one, two = read_metrics(single), read_metrics(sharded)
+    assert [r["step"] for r in one] == [r["step"] for r in two]
+    for expected, actual in zip(one, two):
+        for key in ("train/loss", "train/grad_norm", "eval/loss"):
+            if key in expected:
+                assert actual[key] == pytest.approx(expected[key], rel=TOLERANCE), (expected["step"], key)
+    # Checkpoints hold the gathered full tensors, in the single-process layout.
+    for name in ("step-00000003", "final"):
+        expected = load_file(os.path.join(single, "checkpoints", name, "tensors.safetensors"))
+        actual = load_file(os.path.join(sharded, "checkpoints", name, "tensors.safetensors"))
+        assert expected.keys() == actual.keys()
+        for key in expected:
+            torch.testing.assert_close(actual[key], expected[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_fsdp_refuses_reparam_programs_before_starting(tmp_path):
+    program = make_lm_program(tmp_path, POET_PROGRAM)
+
+    result = rpc_nproc2(program, "train.parallel=fsdp", "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 2
+    assert 'train.parallel = "fsdp" does not support reparam declarations (poet_lm)' in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_shard_units_are_the_transformer_blocks():
+    model = LlamaModel(vocab=40, width=16, depth=3, heads=2, context=8)
+    units = shard_units(model)
+    assert len(units) == 3
+    assert all(any(unit is block for block in model.layers) for unit in units)

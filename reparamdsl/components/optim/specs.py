@@ -79,6 +79,9 @@ TRAIN = ComponentSpec(
         Param("on_nonfinite", T.Enum(("stop", "skip")), "stop",
               "what to do when the loss or gradients become NaN or inf"),
         Param("seed", T.Int(min=0), 0, "random seed of the run; `rpc run --seed` overrides it"),
+        Param("parallel", T.Enum(("ddp", "fsdp")), "ddp",
+              "how several processes (--nproc) share the model: ddp replicates it, fsdp shards parameters, "
+              "gradients and optimizer state with FSDP2"),
     ),
     builder="reparamdsl.components.optim.train:build",
     validate=lambda params, check: _check_train(params, check),
