@@ -5,9 +5,16 @@ standard-library corpus, once trained directly with AdamW and once with POET
 on every linear layer but the head, for each block size `b`. Each
 configuration runs in its own process: a few warm-up steps (which include
 compilation), then timed steps. It prints the median step time, the ratio to
-AdamW's, the trainable parameter count and the peak memory (CUDA: max
-allocated; CPU: the process's peak resident set size, which includes the
-interpreter and the corpus, so compare rows with each other only).
+AdamW's, the trainable parameter count and two memory figures:
+
+- state: the bytes of every tensor that lives across steps (parameters,
+  buffers such as POET's W0, optimizer moments), counted exactly;
+- step peak: CUDA, the max allocated during the timed steps; CPU (Linux),
+  the process's peak resident set during the timed steps. Before them the
+  allocator returns freed pages to the system (`malloc_trim`) and the peak is
+  reset (`/proc/self/clear_refs`), so memory freed while the model was built
+  does not count. It includes the interpreter and the corpus, so compare rows
+  with each other only.
 
     python benchmarks/poet_step_cost.py                         # eager and compiled, b = 64, 128, 256
     python benchmarks/poet_step_cost.py --modes eager --steps 5
@@ -16,6 +23,8 @@ interpreter and the corpus, so compare rows with each other only).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import resource
 import statistics
 import time
@@ -56,6 +65,8 @@ def measure(config: dict, queue) -> None:
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    else:
+        reset_cpu_peak()
 
     times = []
     for _ in range(config["steps"]):
@@ -67,12 +78,38 @@ def measure(config: dict, queue) -> None:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
 
-    if cuda:
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else cpu_peak_mib()
     queue.put({"seconds": statistics.median(times), "trainable": program.parameter_counts()["trainable"],
-               "peak_mib": peak})
+               "state_mib": state_bytes(program.model, trainer) / 2**20, "peak_mib": peak})
+
+
+def state_bytes(model: torch.nn.Module, trainer) -> int:
+    """Count the bytes of the parameters, buffers and optimizer state, each storage once."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    tensors += [value for state in trainer.optimizer.state.values() for value in state.values()]
+    storages = {tensor.untyped_storage().data_ptr(): tensor.untyped_storage().nbytes() for tensor in tensors}
+    return sum(storages.values())
+
+
+def reset_cpu_peak() -> None:
+    """Return freed heap pages to the system, then restart the kernel's peak-RSS counter (Linux only)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open(f"/proc/{os.getpid()}/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:
+        pass  # elsewhere the peak covers the whole process lifetime
+
+
+def cpu_peak_mib() -> float:
+    try:
+        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -92,7 +129,8 @@ def main() -> None:
              "batch": args.batch}
     print(f"model: width {args.width}, depth {args.depth}, batch {args.batch} x {args.context} tokens, "
           f"device {args.device}, torch {torch.__version__}")
-    print(f"{'mode':9s} {'method':12s} {'step s':>8s} {'x AdamW':>8s} {'trainable':>12s} {'peak MiB':>9s}")
+    print(f"{'mode':9s} {'method':12s} {'step s':>8s} {'x AdamW':>8s} {'trainable':>12s} {'state MiB':>10s} "
+          f"{'step peak MiB':>14s}")
     for mode in args.modes:
         baseline = None
         for block in [None] + args.blocks:
@@ -102,7 +140,7 @@ def main() -> None:
             baseline = baseline or result["seconds"]
             name = "adamw" if block is None else f"poet b={block}"
             print(f"{mode:9s} {name:12s} {result['seconds']:8.3f} {result['seconds'] / baseline:8.2f} "
-                  f"{result['trainable']:12,d} {result['peak_mib']:9.0f}", flush=True)
+                  f"{result['trainable']:12,d} {result['state_mib']:10.0f} {result['peak_mib']:14.0f}", flush=True)
 
 
 if __name__ == "__main__":
