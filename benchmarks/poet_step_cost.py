@@ -98,7 +98,7 @@ def reset_cpu_peak() -> None:
         with open(f"/proc/{os.getpid()}/clear_refs", "w", encoding="ascii") as handle:
             handle.write("5")
     except OSError:
-        pass  # elsewhere the peak covers the whole process lifetime
+        pass  # Without /proc the peak covers the whole process lifetime.
 
 
 def cpu_peak_mib() -> float:
