@@ -243,3 +243,18 @@ def test_merge_does_not_recompile(forward):
     assert hook.merges == 3
     assert counter.graphs == 1
     assert any(torch.count_nonzero(layer.r.params) > 0 for layer in poet_layers(model))   # the step still trains
+
+
+def test_drift_measured_every_n_steps():
+    model, hook = build_model(depth=1, block=8, merge_every=0, drift_every=2)
+    state = adam_state(model, hook)
+    measured = []
+    for step in range(1, 5):
+        train_step(model, state, step)
+        hook.after_step(step, state)
+        drift = hook.metrics()["poet/sv_drift"]
+        current = max(layer.singular_value_drift() for layer in hook.layers.values())
+        measured.append(drift == current)
+
+    # Measured at steps 1 and 3; the cached value is reported in between, while the weights keep moving.
+    assert measured == [True, False, True, False]

@@ -62,7 +62,7 @@ def build(params: dict, ctx) -> POETHook:
     merge_seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator(f"poet:{model_name}:merges")))
     hook = POETHook(model, layers, merge_every=params["merge_every"], base_seed=merge_seed,
                     lr_scale=params["lr_scale"], clip_ramp=params["clip_ramp"],
-                    clip_ramp_start=params["clip_ramp_start"])
+                    clip_ramp_start=params["clip_ramp_start"], drift_every=params["drift_every"])
     ctx.hooks.append(hook)
     logger.info("POET on '%s': %d layers, %d trainable parameters, orthogonal = %r",
                 model_name, len(layers), hook.counts["poet"], orthogonal)

@@ -45,7 +45,7 @@ class POETHook(TrainingHook):
     name = "poet"
 
     def __init__(self, model: nn.Module, layers: dict[str, POETLinear], merge_every: int, base_seed: int,
-                 lr_scale: float = 1.0, clip_ramp: int = 0, clip_ramp_start: float = 1.0):
+                 lr_scale: float = 1.0, clip_ramp: int = 0, clip_ramp_start: float = 1.0, drift_every: int = 0):
         self.model = model
         self.layers = layers
         self.merge_every = merge_every
@@ -53,6 +53,8 @@ class POETHook(TrainingHook):
         self.lr_scale = lr_scale
         self.clip_ramp = clip_ramp
         self.clip_ramp_start = clip_ramp_start
+        self.drift_every = drift_every
+        self._drift: tuple[int, float] | None = None  # (step measured, value)
 
         self.merges = 0
         self.last_merge_step = 0
@@ -138,7 +140,7 @@ class POETHook(TrainingHook):
 
     def metrics(self):
         orthogonality = max(layer.orthogonality_error() for layer in self.layers.values())
-        drift = max(layer.singular_value_drift() for layer in self.layers.values())
+        drift = self._singular_value_drift()
         return {
             "poet/orthogonality_error": orthogonality,
             "poet/sv_drift": drift,
@@ -147,6 +149,12 @@ class POETHook(TrainingHook):
             "poet/model_trainable_params": float(self.counts["model_trainable"]),
             "poet/merges": float(self.merges),
         }
+
+    def _singular_value_drift(self) -> float:
+        """Return the max drift over layers, measured again once `drift_every` steps have passed."""
+        if self._drift is None or self.drift_every == 0 or self.step - self._drift[0] >= self.drift_every:
+            self._drift = (self.step, max(layer.singular_value_drift() for layer in self.layers.values()))
+        return self._drift[1]
 
     def state_dict(self):
         return {"merges": self.merges, "last_merge_step": self.last_merge_step, "step": self.step}

@@ -49,6 +49,8 @@ POET = ComponentSpec(
               "share of the clip threshold right after a merge, when clip_ramp is set"),
         Param("forward", Enum(("auto", "input", "weight")), "auto",
               "input rotates activations, weight builds R·W0·P; auto picks the cheaper per layer and shape"),
+        Param("drift_every", Steps(min=0), 0,
+              "steps between measurements of poet/sv_drift, an SVD of every layer; 0 measures at every log step"),
     ),
     builder="reparamdsl.components.poet.build:build",
     validate=_validate_poet,
