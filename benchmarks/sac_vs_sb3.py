@@ -112,15 +112,15 @@ def main() -> None:
     print(f"{'environment':16s} {'SB3':>15s} {'rp eager':>15s} {'rp compiled':>15s} {'ratio compiled/SB3':>19s}")
     for env_id in args.envs:
         common = (env_id, args.steps, args.learning_starts, args.steady_from)
-        sb3 = run_isolated(_threads(run_sb3, args.threads), *common)
-        eager = run_isolated(_threads(run_reparamdsl, args.threads), *common, False)
-        compiled = run_isolated(_threads(run_reparamdsl, args.threads), *common, True)
+        sb3 = run_isolated(WithThreads(run_sb3, args.threads), *common)
+        eager = run_isolated(WithThreads(run_reparamdsl, args.threads), *common, False)
+        compiled = run_isolated(WithThreads(run_reparamdsl, args.threads), *common, True)
         cells = [f"{whole:6.1f} | {steady:6.1f}" for whole, steady in (sb3, eager, compiled)]
         ratio = f"{compiled[0] / sb3[0]:.2f} | {compiled[1] / sb3[1]:.2f}"
         print(f"{env_id:16s} {cells[0]:>15s} {cells[1]:>15s} {cells[2]:>15s} {ratio:>19s}", flush=True)
 
 
-class _threads:  # noqa: N801 (used like a function)
+class WithThreads:
     """A picklable wrapper that sets torch's thread count in the child process before running `target`."""
 
     def __init__(self, target, count: int):
