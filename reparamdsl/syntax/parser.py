@@ -87,8 +87,9 @@ def parse_program(source: str, path: str) -> ast.Program:
     except lark.exceptions.UnexpectedInput as error:
         raise ProgramError([_syntax_diagnostic(error, source, path)], {path: source}) from None
     _check_nesting(tree, source, path)
-    program = _Builder(path).transform(tree)
-    diagnostics = _check_item_kinds(program)
+    builder = _Builder(path)
+    program = builder.transform(tree)
+    diagnostics = builder.problems + _check_item_kinds(program)
     if diagnostics:
         raise ProgramError(diagnostics, {path: source})
     return program
@@ -122,7 +123,11 @@ def parse_value(text: str, origin: str) -> ast.Node:
     except lark.exceptions.UnexpectedInput as error:
         raise ProgramError([_syntax_diagnostic(error, text, origin)], {origin: text}) from None
     _check_nesting(tree, text, origin)
-    return _Builder(origin).transform(tree)
+    builder = _Builder(origin)
+    value = builder.transform(tree)
+    if builder.problems:
+        raise ProgramError(builder.problems, {origin: text})
+    return value
 
 
 # The AST builder and the checker recurse once per tree level, so a deeper
@@ -268,10 +273,19 @@ def _span(path: str, meta_or_token) -> Span:
     return Span(path, meta_or_token.line, meta_or_token.column, meta_or_token.end_line, meta_or_token.end_column)
 
 
+ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+# Keywords of the grammar. A constant or declaration named by one could never be
+# referred to, because the word always parses as the keyword.
+RESERVED = frozenset({"import", "let", "on", "true", "false", "none"})
+
+
 def _unescape(token: str) -> str:
-    body = token[1:-1]
-    escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
-    return re.sub(r"\\(.)", lambda m: escapes.get(m.group(1), "\\" + m.group(1)), body)
+    return re.sub(r"\\(.)", lambda m: ESCAPES.get(m.group(1), "\\" + m.group(1)), token[1:-1])
+
+
+def _unknown_escapes(token: str) -> list[str]:
+    return [match.group(0) for match in re.finditer(r"\\(.)", token[1:-1]) if match.group(1) not in ESCAPES]
 
 
 @v_args(meta=True)
@@ -281,6 +295,13 @@ class _Builder(Transformer):
     def __init__(self, path: str):
         super().__init__()
         self.path = path
+        self.problems: list[Diagnostic] = []
+
+    def check_name(self, token, item: str) -> None:
+        if str(token) in RESERVED:
+            self.problems.append(Diagnostic(
+                f"'{token}' is a reserved word and cannot name a {item}", _span(self.path, token),
+                hint=f"choose another name, such as '{token}_value'"))
 
     def span(self, meta) -> Span:
         return _span(self.path, meta)
@@ -298,10 +319,12 @@ class _Builder(Transformer):
 
     def let_stmt(self, meta, children):
         _, name, value = children
+        self.check_name(name, "constant")
         return ast.Let(self.span(meta), str(name), _span(self.path, name), value)
 
     def decl(self, meta, children):
         kind, name, component = children[0], children[1], children[2]
+        self.check_name(name, "declaration")
         args, target, entries = (), None, ()
         for child in children[3:]:
             if isinstance(child, tuple) and child and child[0] == "args":
@@ -357,7 +380,13 @@ class _Builder(Transformer):
         return ast.Number(self.span(meta), value, unit, str(token))
 
     def string(self, meta, children):
-        return ast.String(self.span(meta), _unescape(children[0]))
+        token = children[0]
+        unknown = _unknown_escapes(str(token))
+        if unknown:
+            self.problems.append(Diagnostic(
+                f"unknown escape '{unknown[0]}' in a string", self.span(meta),
+                hint='the escapes are \\n, \\t, \\" and \\\\; write \\\\ for a backslash'))
+        return ast.String(self.span(meta), _unescape(str(token)))
 
     def true(self, meta, children):
         return ast.Bool(self.span(meta), True)

@@ -170,4 +170,13 @@ CASES = [
     ('data_path_not_found',
      'data corpus = text { source = ["no/such/*.txt"] context = 64 }\n',
      "invalid value for 'source': no file matches 'no/such/*.txt' (looked for {dir}/no/such/*.txt)", 1, 32),
+    ('reserved_word_as_constant',
+     'let none = 3\n',
+     "'none' is a reserved word and cannot name a constant", 1, 5),
+    ('reserved_word_as_declaration',
+     'model on = llama { width = 64 }\n',
+     "'on' is a reserved word and cannot name a declaration", 1, 7),
+    ('unknown_string_escape',
+     'data corpus = text { source = "C:\\data\\x.txt" }\n',
+     "unknown escape '\\d' in a string", 1, 31),
 ]
