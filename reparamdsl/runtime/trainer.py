@@ -143,7 +143,8 @@ class SupervisedTrainer:
             for key, value in metrics.items():
                 metric_sums[key] = metric_sums.get(key, 0) + value
         count = len(micro_batches)
-        grads = {name: grad / count for name, grad in grads.items()}
+        if count > 1:
+            grads = {name: grad / count for name, grad in grads.items()}
         loss = loss_sum / count
         metrics = {key: value / count for key, value in metric_sums.items()}
         if self.world_size > 1:
