@@ -10,9 +10,10 @@ seeds) and the wall time of each run. It writes `curves.json` (return against
 environment steps for every run) and `curves.png` to `--out`. Each run folder
 contains a `metrics.jsonl` (SB3's too), so `rpc plot OUT/runs/*` draws them.
 
-A run whose folder already holds a finished `result.json` for the same budget
+A run whose folder already contains a finished `result.json` for the same budget
 is reused, so an interrupted sweep continues where it stopped (`--rerun`
-trains it again).
+trains it again). `--seeds-for flow_t=0` trains a slow method on fewer seeds, and
+`--report-only` rebuilds the table and curves from the finished runs.
 
 SB3 follows the RL Zoo setting for Pendulum-v1 (learning rate 1e-3,
 otherwise SB3's defaults: 256 x 256 networks, batch 256, 100 random steps,
@@ -47,7 +48,7 @@ PROGRAMS = ROOT / "programs"
 # LayerNorm critic and 5000 random steps.
 MUJOCO_OVERRIDES = ("pendulum.normalize_obs=true", "critic.layer_norm=true", "sac_loss.learning_starts=5000")
 
-# method -> (program, overrides) for each environment with shipped programs; other environments
+# method -> (program, overrides) for each environment with shipped programs. Other environments
 # reuse the Pendulum programs with the id replaced.
 PROGRAM_TABLE = {
     "Pendulum-v1": {
@@ -105,15 +106,25 @@ def read_eval_curve(metrics_path: Path) -> tuple[list[int], list[float]]:
     return steps, returns
 
 
+def finished_result(args, method: str, seed: int) -> dict | None:
+    """Return the stored result of a run with this budget and environment, or None if there is none."""
+    result_path = Path(args.out) / "runs" / f"{method}-seed{seed}" / "result.json"
+    if not result_path.exists():
+        return None
+    result = json.loads(result_path.read_text())
+    if result["steps"] != args.steps or result["env"] != args.env:
+        return None
+    return result
+
+
 def train_one(args, method: str, seed: int) -> dict:
     """Train one run in a child process, or reuse its finished result, and return its result."""
     folder = Path(args.out) / "runs" / f"{method}-seed{seed}"
     result_path = folder / "result.json"
-    if result_path.exists() and not args.rerun:
-        result = json.loads(result_path.read_text())
-        if result["steps"] == args.steps and result["env"] == args.env:
-            print(f"reusing {folder}", flush=True)
-            return result
+    result = None if args.rerun else finished_result(args, method, seed)
+    if result is not None:
+        print(f"reusing {folder}", flush=True)
+        return result
 
     folder.mkdir(parents=True, exist_ok=True)
     command = run_command(args, method, seed, folder)
@@ -231,7 +242,7 @@ def main() -> None:
     parser.add_argument("--env", default="Pendulum-v1", help="gymnasium id (default Pendulum-v1)")
     parser.add_argument("--methods", nargs="+", default=["gaussian", "flow_g", "flow_t", "sb3"],
                         choices=["gaussian", "flow_g", "flow_t", "sb3"], help="methods to train")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds, the same for every method")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of every method, unless --seeds-for sets a method's own")
     parser.add_argument("--steps", type=int, default=20000, help="environment steps per run")
     parser.add_argument("--eval-every", type=int, default=2000,
                         help="environment steps between evaluations; the last one is at --steps")
@@ -239,18 +250,31 @@ def main() -> None:
     parser.add_argument("--sb3-lr", type=float, default=1e-3, help="SB3 learning rate (RL Zoo's Pendulum-v1 value)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time, one thread each")
     parser.add_argument("--out", default="runs/sac_sample_efficiency", help="folder for runs, curves.json, curves.png")
+    parser.add_argument("--seeds-for", nargs="+", default=[], metavar="METHOD=SEEDS",
+                        help="train METHOD on these comma-separated seeds only, such as flow_t=0 to cut a slow method")
     parser.add_argument("--rerun", action="store_true", help="train runs again even if a finished result exists")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: build the table and curves from the finished runs in --out")
     args = parser.parse_args()
     if args.steps % args.eval_every:
         parser.error(f"--steps {args.steps} must be a multiple of --eval-every {args.eval_every}")
+    seeds_by_method = {method: args.seeds for method in args.methods}
+    for item in args.seeds_for:
+        method, _, seeds = item.partition("=")
+        if method not in seeds_by_method or not seeds:
+            parser.error(f"invalid --seeds-for {item!r}: expected METHOD=SEEDS with METHOD one of {args.methods}")
+        seeds_by_method[method] = [int(seed) for seed in seeds.split(",")]
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Slowest method first, so that with several jobs the short runs fill the gaps at the end.
-    pairs = [(method, seed) for method in sorted(args.methods, key=COST_RANK.index) for seed in args.seeds]
+    pairs = [(method, seed) for method in sorted(args.methods, key=COST_RANK.index) for seed in seeds_by_method[method]]
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda pair: train_one(args, *pair), pairs))
+    if args.report_only:
+        results = [result for result in map(lambda pair: finished_result(args, *pair), pairs) if result is not None]
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(lambda pair: train_one(args, *pair), pairs))
     print(f"\n{args.env}, {args.steps} steps, {args.eval_episodes} deterministic evaluation episodes, "
           f"{args.jobs} jobs, {(time.perf_counter() - start) / 60:.1f} min in all\n")
 
