@@ -15,6 +15,7 @@ safetensors and JSON only and never unpickles anything.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import os
@@ -126,8 +127,15 @@ def latest_checkpoint(root: str) -> str | None:
 def read_checkpoint(path: str, device: torch.device | str = "cpu") -> CheckpointState:
     """Load a checkpoint folder as a `CheckpointState`; raises `CheckpointError` naming the bad file."""
     tensors, state = load_checkpoint(path, device)
-    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-        raise CheckpointError(f"corrupt checkpoint state {os.path.join(path, STATE_FILE)}: no integer 'step'")
+    state_path = os.path.join(path, STATE_FILE)
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int) or isinstance(state["step"], bool):
+        raise CheckpointError(f"corrupt checkpoint state {state_path}: no integer 'step'")
+    if state["step"] < 0:
+        raise CheckpointError(f"corrupt checkpoint state {state_path}: negative step {state['step']}")
+    if "rng" in state:
+        problem = rng_state_problem(state["rng"])
+        if problem:
+            raise CheckpointError(f"corrupt checkpoint state {state_path}: invalid 'rng': {problem}")
     return CheckpointState(path, tensors, state)
 
 
@@ -164,15 +172,36 @@ def rng_state() -> dict:
     return state
 
 
+def rng_state_problem(state) -> str | None:
+    """Return why `state` cannot be restored by `set_rng_state`, or None; it sets no global generator."""
+    try:
+        random.Random().setstate(_decode_python_state(state["python"]))
+        numpy_state = state["numpy"]
+        np.random.RandomState().set_state(("MT19937", np.array(numpy_state["keys"], dtype=np.uint32),
+                                           numpy_state["pos"], numpy_state["has_gauss"],
+                                           numpy_state["cached_gaussian"]))
+        torch.Generator().set_state(_decode_torch_state(state["torch"]))
+        for encoded in state.get("cuda", []):
+            _decode_torch_state(encoded)
+    except KeyError as error:
+        return f"missing key {error}"
+    except (TypeError, ValueError, RuntimeError, OverflowError, binascii.Error) as error:
+        return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    return None
+
+
+def _decode_torch_state(encoded: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(encoded, validate=True)), dtype=torch.uint8)
+
+
 def set_rng_state(state: dict) -> None:
     random.setstate(_decode_python_state(state["python"]))
     numpy_state = state["numpy"]
     np.random.set_state(("MT19937", np.array(numpy_state["keys"], dtype=np.uint32), numpy_state["pos"],
                          numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
-    torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(state["torch"])), dtype=torch.uint8))
+    torch.set_rng_state(_decode_torch_state(state["torch"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
-                                      for s in state["cuda"]])
+        torch.cuda.set_rng_state_all([_decode_torch_state(encoded) for encoded in state["cuda"]])
 
 
 def _encode_python_state(state) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from reparamdsl.runtime.checkpoint import CheckpointError, CheckpointState, rng_state, set_rng_state
@@ -32,7 +33,19 @@ def save_state(trainer, run, step: int, final: bool = False) -> str | None:
 
 
 def check_checkpoint_fits(trainer, checkpoint: CheckpointState) -> None:
-    """Raise `CheckpointError` unless the checkpoint has every state tensor of `trainer` with its shape."""
+    """Raise `CheckpointError` unless the checkpoint has the RNG and hook state and every state tensor of `trainer`.
+
+    Runs before the run folder is touched, so a checkpoint that cannot be restored changes nothing on disk.
+    """
+    state_path = os.path.join(checkpoint.path, "state.json")
+    if "rng" not in checkpoint.state:
+        raise CheckpointError(f"corrupt checkpoint state {state_path}: missing 'rng'")
+    hooks_state = checkpoint.state.get("hooks", [])
+    if not isinstance(hooks_state, list) or len(hooks_state) != len(trainer.hooks) \
+            or not all(isinstance(entry, dict) for entry in hooks_state):
+        raise CheckpointError(f"corrupt checkpoint state {state_path}: 'hooks' should be a list of "
+                              f"{len(trainer.hooks)} objects, one per reparameterization")
+
     expected = trainer.state_tensors()
     missing = [name for name in expected if name not in checkpoint.tensors]
     reshaped = [name for name, value in expected.items()
@@ -60,8 +73,11 @@ def restore_state(trainer, checkpoint: CheckpointState) -> int:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"checkpoint {checkpoint.path} does not fit this program's model and optimizer: "
                               f"{first_line}") from None
-    for hook, hook_state in zip(trainer.hooks, checkpoint.state.get("hooks", [])):
-        hook.load_state_dict(hook_state)
+    try:
+        for hook, hook_state in zip(trainer.hooks, checkpoint.state.get("hooks", [])):
+            hook.load_state_dict(hook_state)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {checkpoint.path} has an invalid hook state: {error!r}") from None
     set_rng_state(checkpoint.state["rng"])
     trainer.step_count = checkpoint.step
     return trainer.step_count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -59,6 +60,43 @@ def test_corrupt_checkpoint_file_is_reported(run_copy):
 
     assert_one_line_error(result, 1, "corrupt checkpoint tensors")
     assert "move" in result.stderr
+    assert folder_snapshot(run_copy) == before
+
+
+def _drop_rng(state):
+    del state["rng"]
+
+
+def _garble_torch_rng(state):
+    state["rng"]["torch"] = "x"
+
+
+def _negative_step(state):
+    state["step"] = -3
+
+
+def _hooks_not_a_list(state):
+    state["hooks"] = {"merges": 1}
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (_drop_rng, "missing 'rng'"),
+    (_garble_torch_rng, "invalid 'rng'"),
+    (_negative_step, "negative step -3"),
+    (_hooks_not_a_list, "'hooks' should be a list"),
+])
+def test_invalid_checkpoint_state_is_reported(run_copy, edit, fragment):
+    state_path = os.path.join(run_copy, "checkpoints", "final", "state.json")
+    with open(state_path, encoding="utf-8") as handle:
+        state = json.load(handle)
+    edit(state)
+    with open(state_path, "w", encoding="utf-8") as handle:
+        json.dump(state, handle)
+    before = folder_snapshot(run_copy)
+
+    result = invoke("run", "--resume", run_copy, "--no-progress")
+
+    assert_one_line_error(result, 1, fragment)
     assert folder_snapshot(run_copy) == before
 
 
