@@ -131,6 +131,57 @@ def test_json_list_and_gzip_match_jsonl(tmp_path):
     assert load(str(zipped)).train == expected
 
 
+def test_truncated_gzip_names_file(tmp_path):
+    whole = tmp_path / "whole.jsonl.gz"
+    with gzip.open(whole, "wt") as handle:
+        handle.write("\n".join(json.dumps(layout_rows()["standard"]) for _ in range(50)))
+    truncated = tmp_path / "truncated.jsonl.gz"
+    truncated.write_bytes(whole.read_bytes()[:-20])
+
+    with pytest.raises(PreferenceDataError) as error:
+        load(str(truncated))
+
+    assert str(error.value).startswith(f"{truncated}: invalid or truncated gzip data (")
+
+
+def test_corrupted_gzip_names_file(tmp_path):
+    whole = tmp_path / "whole.jsonl.gz"
+    with gzip.open(whole, "wt") as handle:
+        handle.write("\n".join(json.dumps(layout_rows()["standard"]) for _ in range(50)))
+    data = bytearray(whole.read_bytes())
+    # The deflate stream starts after the 10-byte gzip header, so this overwrites its first blocks.
+    data[10:30] = b"\xff" * 20
+    corrupted = tmp_path / "corrupted.jsonl.gz"
+    corrupted.write_bytes(bytes(data))
+
+    with pytest.raises(PreferenceDataError) as error:
+        load(str(corrupted))
+
+    assert str(error.value).startswith(f"{corrupted}: invalid or truncated gzip data (")
+
+
+def test_non_gzip_with_gz_suffix_names_file(tmp_path):
+    path = tmp_path / "plain.jsonl.gz"
+    path.write_text(json.dumps(layout_rows()["standard"]) + "\n")
+
+    with pytest.raises(PreferenceDataError) as error:
+        load(str(path))
+
+    assert str(error.value).startswith(f"{path}: invalid or truncated gzip data (")
+
+
+def test_non_utf8_jsonl_names_line(tmp_path):
+    good = json.dumps(layout_rows()["standard"]) + "\n"
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes((good * 4).encode() + b'{"prompt": "caf\xe9"}\n')
+
+    with pytest.raises(PreferenceDataError) as error:
+        load(str(path))
+
+    assert str(error.value).startswith(f"{path}:5: the file is not valid UTF-8")
+    assert "0xe9" in str(error.value)
+
+
 def test_malformed_jsonl_row_names_file_and_line(tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", [layout_rows()["standard"], {"prompt": "x", "chosen": "y"},
                                                   layout_rows()["standard"]])

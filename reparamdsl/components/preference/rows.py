@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import json
+import zlib
 from collections.abc import Iterator
 
 import attrs
@@ -27,12 +28,31 @@ class Row:
 
 
 def _read_text(path: str) -> str:
-    opener = gzip.open if path.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as error:
+        if path.endswith(".gz"):
+            raw = _read_gzip(path)
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+    except OSError as error:
         raise PreferenceDataError(f"{path}: cannot read the file: {error}") from error
+
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise PreferenceDataError(f"{path}:{line}: the file is not valid UTF-8: {error.reason} "
+                                  f"(byte 0x{raw[error.start]:02x}); convert the file to UTF-8") from error
+
+
+def _read_gzip(path: str) -> bytes:
+    # A truncated archive raises EOFError and corrupted deflate data raises
+    # zlib.error, neither of which is an OSError.
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise PreferenceDataError(f"{path}: invalid or truncated gzip data ({error})") from error
 
 
 def _is_jsonl(path: str) -> bool:
