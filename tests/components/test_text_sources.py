@@ -2,7 +2,11 @@
 
 import os
 
-from reparamdsl.components.text.sources import SourceFile, glob_files, resolve_source, split_holdout, stdlib_files
+import pytest
+
+from reparamdsl.components.text.sources import (SourceFile, glob_files, read_text, resolve_source, split_holdout,
+                                                stdlib_files)
+from reparamdsl.diagnostics import ProgramError
 
 EXCLUDED = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
 
@@ -80,3 +84,26 @@ def test_max_files_subset_is_stable(tmp_path):
 
     assert len(some) == 5
     assert {f.path for f in some} <= {f.path for f in more}
+
+
+def test_read_text_strict_names_file_and_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"first line\nsecond line\ncaf\xe9\n")
+
+    with pytest.raises(ProgramError) as error:
+        read_text(str(path), "utf-8", "strict")
+
+    diagnostic = error.value.diagnostics[0]
+    assert diagnostic.message.startswith(f"{path}:3: the file is not valid utf-8")
+    assert "0xe9" in diagnostic.message
+    assert "encoding_errors" in diagnostic.hint
+
+
+def test_read_text_replace_marks_file(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"caf\xe9\n")
+
+    text, replaced = read_text(str(path), "utf-8", "replace")
+
+    assert text == "caf\ufffd\n"
+    assert replaced

@@ -17,6 +17,8 @@ import sysconfig
 
 import attrs
 
+from reparamdsl.diagnostics import Diagnostic, ProgramError
+
 logger = logging.getLogger(__name__)
 
 STDLIB_SOURCE = "python-stdlib"
@@ -110,7 +112,17 @@ def read_text(path: str, encoding: str, errors: str) -> tuple[str, bool]:
         raw = handle.read()
     try:
         return raw.decode(encoding), False
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as error:
         if errors == "strict":
-            raise
+            raise _decode_error(path, raw, encoding, error) from error
         return raw.decode(encoding, errors=errors), True
+
+
+def _decode_error(path: str, raw: bytes, encoding: str, error: UnicodeDecodeError) -> ProgramError:
+    # Counting b"\n" gives the line for ASCII-compatible encodings, not for UTF-16 or UTF-32.
+    line = raw.count(b"\n", 0, error.start) + 1
+    return ProgramError([Diagnostic(
+        f"{path}:{line}: the file is not valid {encoding}: {error.reason} (byte 0x{raw[error.start]:02x})",
+        span=None,
+        hint=f"convert the file to {encoding}, or set encoding_errors = replace to decode it anyway",
+    )])
