@@ -167,3 +167,40 @@ def test_bad_data_row_is_placed_at_its_declaration(tmp_path):
     assert f"{program}:1:6: error:" in result.output
     assert "pairs.jsonl:2" in result.output
     assert "Traceback" not in result.output
+
+
+def test_explain_program_without_objective_exits_one(tmp_path):
+    path = tmp_path / "empty.rp"
+    path.write_text("")
+
+    result = invoke("explain", str(path), "--device", "cpu")
+
+    assert result.exit_code == 1
+    assert f"{path} declares no objective" in result.output
+
+
+def test_explain_unknown_backend_is_usage_error():
+    result = invoke("explain", LM_PROGRAM, "--backend", "nosuch")
+
+    assert result.exit_code == 2
+    assert "'nosuch' is not one of 'inductor', 'aot_eager', 'eager'" in result.output
+
+
+def test_explain_backends_match_train_spec():
+    from reparamdsl.cli.explain_cmd import explain
+    from reparamdsl.semantics.registry import default_registry
+
+    train = default_registry(entry_points=False).get("train", "train")
+    param = next(param for param in train.params if param.name == "compile_backend")
+    option = next(option for option in explain.params if option.name == "backend")
+
+    assert tuple(option.type.choices) == param.type.choices
+
+
+def test_plot_unsupported_extension_is_usage_error(tmp_path):
+    result = invoke("plot", str(tmp_path), "-o", str(tmp_path / "curves.txt"))
+
+    assert result.exit_code == 2
+    assert "'.txt'" in result.output
+    assert ".png" in result.output
+    assert not (tmp_path / "curves.txt").exists()
