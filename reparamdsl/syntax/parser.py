@@ -82,6 +82,7 @@ def _cache_path(grammar: str) -> str | None:
 
 def parse_program(source: str, path: str) -> ast.Program:
     """Parse a whole program; raises `ProgramError` with one diagnostic on a syntax error."""
+    _check_numbers(source, path)
     try:
         tree = _parser().parse(source, start="start")
     except lark.exceptions.UnexpectedInput as error:
@@ -118,6 +119,7 @@ def _check_item_kinds(program: ast.Program) -> list[Diagnostic]:
 
 def parse_value(text: str, origin: str) -> ast.Node:
     """Parse one value written in the language, as in a `key=value` override; `origin` names it in errors."""
+    _check_numbers(text, origin)
     try:
         tree = _parser().parse(text, start="value")
     except lark.exceptions.UnexpectedInput as error:
@@ -128,6 +130,62 @@ def parse_value(text: str, origin: str) -> ast.Node:
     if builder.problems:
         raise ProgramError(builder.problems, {origin: text})
     return value
+
+
+# Tokens that make a malformed number when they follow a number with no space: names, keywords, numbers.
+WORD_TERMINALS = {"NAME", "NUMBER", "IMPORT", "LET", "ON", "TRUE", "FALSE", "NONE"}
+NUMBER_HINT = ("a number takes at most one suffix (k, M, G, B or %), and a unit word goes after a space, "
+               "as in 200 steps. Hexadecimal is not supported")
+UNDERSCORE_HINT = "an underscore goes between two digits, as in 1_000"
+
+
+def _check_numbers(source: str, path: str) -> None:
+    """Raise `ProgramError` for numbers that the NUMBER terminal would split or accept by mistake.
+
+    The lexer reads `3kk` as the number 3 followed by the name `kk`, which
+    later fails at an unrelated token, so a number glued to a name or to
+    another number is reported here at the number itself. Underscores that do
+    not sit between two digits (`1__0`, `1_`) are rejected as Python does.
+    """
+    diagnostics = []
+    tokens = _lex_until_error(source)
+    for index, token in enumerate(tokens):
+        if token.type != "NUMBER":
+            continue
+        if index > 0 and tokens[index - 1].type == "NUMBER" and tokens[index - 1].end_pos == token.start_pos:
+            continue
+
+        last = token
+        for following in tokens[index + 1:]:
+            if following.start_pos != last.end_pos or following.type not in WORD_TERMINALS:
+                break
+            last = following
+
+        text = source[token.start_pos:last.end_pos]
+        span = Span(path, token.line, token.column, last.end_line, last.end_column)
+        if last is not token:
+            diagnostics.append(Diagnostic(f"invalid number '{text}'", span, hint=_glued_number_hint(text)))
+        elif re.search(r"_(?!\d)", text.split()[0]):
+            diagnostics.append(Diagnostic(f"invalid number '{text}'", span, hint=UNDERSCORE_HINT))
+    if diagnostics:
+        raise ProgramError(diagnostics, {path: source})
+
+
+def _glued_number_hint(text: str) -> str:
+    if re.fullmatch(r"[\d_.]+[eE]", text):
+        return "an exponent needs digits, as in 1e-3"
+    return NUMBER_HINT
+
+
+def _lex_until_error(source: str) -> list[Token]:
+    """Return the tokens of `source` up to its first unexpected character, which the parser reports."""
+    tokens = []
+    try:
+        for token in _parser().lex(source):
+            tokens.append(token)
+    except lark.exceptions.UnexpectedInput:
+        pass
+    return tokens
 
 
 # The AST builder and the checker recurse once per tree level, so a deeper

@@ -2,9 +2,10 @@
 
 import pytest
 
+from reparamdsl.diagnostics import ProgramError
 from reparamdsl.semantics.frontend import check_source
 from reparamdsl.syntax import ast
-from reparamdsl.syntax.parser import parse_number, parse_program
+from reparamdsl.syntax.parser import parse_number, parse_program, parse_value
 
 PROGRAM_TAIL = (
     'data corpus = text { source = "python-stdlib" context = 64 max_files = 4 }\n'
@@ -100,3 +101,21 @@ def test_component_with_block_equals_call():
     call = plan_params("train { optimizer = adamw(lr = 2e-3) }\n", "train")
 
     assert block["optimizer"] == call["optimizer"]
+
+
+@pytest.mark.parametrize("source", ['let a = 200 steps\n', 'let a = "3kk"  # 3kk and 0x10\n', 'let a = 1_000_000\n',
+                                    'let a = 2k\n', 'let a = 3.5e-4\n', 'let a = [1, 2]\n'])
+def test_number_check_accepts_spaced_and_quoted(source):
+    program = parse_program(source, "p.rp")
+
+    assert len(program.items) == 1
+
+
+def test_override_value_rejects_glued_number():
+    with pytest.raises(ProgramError) as raised:
+        parse_value("3kk", "override lm.width")
+
+    first = raised.value.diagnostics[0]
+    assert first.message == "invalid number '3kk'"
+    assert (first.span.line, first.span.column, first.span.end_column) == (1, 1, 4)
+    assert "hexadecimal" in first.hint.lower()
