@@ -87,7 +87,7 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
         return
 
     if nproc != 1 and not launched_by_torchrun():
-        _check_shardable(plans)
+        _check_distributable(plans, nproc, device)
         _launch_torchrun(nproc, device, file, overrides, seed, out_dir, folders, resume_dir, allow_plan_change,
                          no_progress)
         return
@@ -132,31 +132,43 @@ def _run_folders(plans, out_dir: str | None, resume_dir: str | None) -> list[str
     return folders
 
 
-def _check_shardable(plans) -> None:
-    """Refuse before starting any process what `ShardedTrainer` would refuse in every one of them."""
+def _check_distributable(plans, nproc: int, device: str) -> None:
+    """Reject, before any process starts, what every worker process would reject (one line, exit code 2)."""
+    from reparamdsl.runtime.distributed import DistributedError, check_batch, check_nproc
+
+    try:
+        check_nproc(nproc, device)
+    except DistributedError as error:
+        raise LayoutError(str(error)) from None
     for plan in plans:
+        if plan.of_kind("env"):
+            raise LayoutError("programs with env declarations (reinforcement learning) have their own training loop "
+                              "and run in one process; drop --nproc")
+        train = plan.train_params()
+        try:
+            check_batch(train["batch"], train["grad_accum"], nproc)
+        except DistributedError as error:
+            raise LayoutError(str(error)) from None
         reparams = [decl.name for decl in plan.of_kind("reparam")]
-        if plan.train_params()["parallel"] == "fsdp" and reparams:
+        if train["parallel"] == "fsdp" and reparams:
             raise LayoutError(f"train.parallel = \"fsdp\" does not support reparam declarations ({', '.join(reparams)}): "
                               "they rewrite whole weights between steps; use train.parallel = \"ddp\"")
 
 
 def _launch_torchrun(nproc, device, file, overrides, seed, out_dir, folders, resume_dir, allow_plan_change,
                      no_progress) -> None:
-    """Re-run this command under `python -m torch.distributed.run` with `nproc` processes; exit with its code."""
-    import signal
-    import subprocess
-    import sys
+    """Run this command in `nproc` worker processes with torch's elastic launcher; exit with their status.
 
-    from reparamdsl.runtime.distributed import DistributedError, check_nproc
+    The launcher runs in this process (as `torchrun --standalone` would), so a worker failure or an
+    interrupt ends with the workers' own one-line messages and exit code rather than a launcher traceback.
+    """
+    import logging as std_logging
 
-    try:
-        check_nproc(nproc, device)
-    except DistributedError as error:
-        raise LayoutError(str(error)) from None
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "reparamdsl", "run", "--device", device]
+    command = ["--standalone", f"--nproc-per-node={nproc}", "-m", "reparamdsl", "run", "--device", device]
     if file is not None:
         command += [file, *overrides]
     if seed is not None:
@@ -172,14 +184,25 @@ def _launch_torchrun(nproc, device, file, overrides, seed, out_dir, folders, res
     if no_progress:
         command.append("--no-progress")
 
-    logger.info("starting: %s", " ".join(command))
-    # Ctrl-C reaches torchrun and its workers through the terminal; this process only waits for them.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if "OMP_NUM_THREADS" not in os.environ:
+        # Share the cores between the workers (torchrun would set 1 and print a banner about it).
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    # The elastic agent's loggers have their own levels; keep its restatements of worker failures quiet.
+    for name in list(std_logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed.elastic"):
+            std_logging.getLogger(name).setLevel(std_logging.CRITICAL)
+    logger.info("starting %d processes: torchrun %s", nproc, " ".join(command))
     try:
-        code = subprocess.call(command)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    raise SystemExit(code)
+        torchrun.run(torchrun.get_args_parser().parse_args(command))
+    except ChildFailedError as error:
+        _rank, failure = error.get_first_failure()
+        code = failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
+        raise SystemExit(code) from None
+    except SignalException as error:
+        # The workers got the signal too; they write a checkpoint and print how to resume.
+        click.echo(f"stopped by {error.sigval.name}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED if error.sigval.name == "SIGINT" else 128 + int(error.sigval)) from None
+    raise SystemExit(0)
 
 
 def _print_dry_run(plans, folders: list[str], device: str) -> None:

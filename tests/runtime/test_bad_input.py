@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from tests.runtime.conftest import LM_PROGRAM, folder_snapshot, invoke, make_lm_program
+from tests.runtime.conftest import LM_PROGRAM, REPO, folder_snapshot, invoke, make_lm_program
 
 SHORT = ("train.steps=4", "train.checkpoint_every=2", "train.eval_every=0")
 
@@ -157,6 +157,9 @@ def test_folder_without_plan_is_not_a_run(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (("--nproc", "0", "--device", "cpu"), "--nproc must be at least 1"),
     (("--nproc", "100000", "--device", "cpu"), "CPU cores"),
+    (("train.batch=7", "--nproc", "2", "--device", "cpu"), "train.batch = 7 does not split over 2 processes"),
+    (("train.batch=6", "train.grad_accum=2", "--nproc", "2", "--device", "cpu"),
+     "per-process batch 3 (train.batch 6 / 2 processes) is not divisible by train.grad_accum = 2"),
 ])
 def test_wrong_nproc_is_reported(finished_run, tmp_path, args, fragment):
     out_dir = str(tmp_path / "never")
@@ -183,3 +186,12 @@ def test_nproc_above_gpu_count_is_reported(finished_run, tmp_path):
                     "--nproc", str(count + 1), "--device", "cuda")
 
     assert_one_line_error(result, 2, f"this machine has {count}")
+
+
+def test_nproc_with_reinforcement_learning_is_reported(tmp_path):
+    program = os.path.join(REPO, "programs", "sac_pendulum.rp")
+
+    result = invoke("run", program, "--out", str(tmp_path / "never"), "--nproc", "2", "--device", "cpu")
+
+    assert_one_line_error(result, 2, "run in one process; drop --nproc")
+    assert not os.path.exists(tmp_path / "never")

@@ -9,14 +9,17 @@ Over 6 AdamW steps of the tiny model the losses agree to about 1e-7
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from reparamdsl.components.llama.model import LlamaModel
+from reparamdsl.runtime.checkpoint import latest_checkpoint
 from reparamdsl.runtime.distributed import Distributed, DistributedError, check_batch, shard_batches
 from reparamdsl.runtime.sharded import shard_units
 from reparamdsl.semantics.registry import default_registry
@@ -143,3 +146,28 @@ def test_shard_units_are_the_transformer_blocks():
     units = shard_units(model)
     assert len(units) == 3
     assert all(any(unit is block for block in model.layers) for unit in units)
+
+
+def test_sigint_stops_two_processes_cleanly(lm_program, tmp_path):
+    out_dir = str(tmp_path / "run")
+    env = subprocess_env()
+    env["OMP_NUM_THREADS"] = "1"
+    # A new session stands in for a terminal: Ctrl-C signals the launcher and both workers.
+    process = subprocess.Popen([sys.executable, "-m", "reparamdsl", "run", lm_program, "train.steps=100000",
+                                "train.eval_every=0", "--out", out_dir, "--no-progress", "--device", "cpu",
+                                "--nproc", "2"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    metrics = os.path.join(out_dir, "metrics.jsonl")
+    deadline = time.monotonic() + 300
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "the run logged nothing within 300 s"
+        time.sleep(0.05)
+
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"resume with: rpc run --resume {out_dir}" in stderr
+    assert latest_checkpoint(os.path.join(out_dir, "checkpoints")) is not None
