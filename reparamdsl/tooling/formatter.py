@@ -31,8 +31,12 @@ SIGN_CONTEXT = {None, "EQUAL", "LPAR", "LSQB", "COMMA", "PLUS", "MINUS", "STAR",
 
 
 def format_source(source: str, path: str = "<string>") -> str:
-    """Return `source` in canonical layout; raises `ProgramError` when it does not parse."""
-    tokens = program_tokens(source, path)
+    """Return `source` in canonical layout; raises `ProgramError` when it does not parse.
+
+    A leading byte-order mark is dropped, as `rpc check` ignores it, so the
+    canonical layout has none.
+    """
+    tokens = program_tokens(source.removeprefix("\ufeff"), path)
     return _Printer(tokens).run()
 
 

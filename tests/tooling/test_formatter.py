@@ -163,3 +163,21 @@ def test_fmt_cli_check_rewrite_and_errors(tmp_path):
     assert failed.exit_code == 1
     assert "broken.rp:1:9" in failed.output
     assert broken.read_text(encoding="utf-8") == "let a = = 1\n"
+
+
+def test_fmt_cli_drops_byte_order_mark(tmp_path):
+    marked = tmp_path / "marked.rp"
+    marked.write_bytes(b"\xef\xbb\xbflet a=1\n")
+    runner = CliRunner()
+
+    checked = runner.invoke(main, ["fmt", "--check", str(marked)])
+    assert checked.exit_code == 1
+    assert f"would reformat {marked}" in checked.output
+
+    rewritten = runner.invoke(main, ["fmt", str(marked)])
+    assert rewritten.exit_code == 0, rewritten.output
+    assert marked.read_bytes() == b"let a = 1\n"
+
+    piped = runner.invoke(main, ["fmt", "-"], input="\ufefflet a=1\n")
+    assert piped.exit_code == 0, piped.output
+    assert piped.output == "let a = 1\n"
