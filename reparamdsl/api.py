@@ -12,6 +12,7 @@ generators, so several programs can be compiled and trained in one process.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from reparamdsl.diagnostics import Diagnostic, ProgramError
@@ -30,31 +31,44 @@ def check(text: str, path: str = "<string>", overrides: Mapping[str, object] | N
 def compile_source(text: str, path: str = "<string>", overrides: Mapping[str, object] | None = None,
                    device: str = "auto", seed: int | None = None, registry: Registry | None = None):
     """Check and lower program text; returns a `Program` (or raises `ProgramError`)."""
-    plans, sources = check_source(text, path, _stringify(overrides), registry)
-    return _single_program(plans, sources, device, seed, registry)
+    if not isinstance(text, str):
+        raise TypeError(f"compile_source expects the program text as str, got {type(text).__name__}"
+                        + ("; decode the bytes first" if isinstance(text, (bytes, bytearray)) else ""))
+    plans, sources = check_source(text, path, _stringify(overrides, seed), registry)
+    return _single_program(plans, sources, device, registry)
 
 
 def compile_file(path: str, overrides: Mapping[str, object] | None = None, device: str = "auto",
                  seed: int | None = None, registry: Registry | None = None):
     """Check and lower a program file; returns a `Program` (or raises `ProgramError`)."""
-    plans, sources = check_file(path, _stringify(overrides), registry)
-    return _single_program(plans, sources, device, seed, registry)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"compile_file expects a path, got {type(path).__name__}")
+    plans, sources = check_file(os.fspath(path), _stringify(overrides, seed), registry)
+    return _single_program(plans, sources, device, registry)
 
 
-def _single_program(plans, sources, device, seed, registry):
+def _single_program(plans, sources, device, registry):
     from reparamdsl.lowering.program import Program
 
     if len(plans) != 1:
         raise ProgramError([Diagnostic(
             f"the program expands to {len(plans)} sweep points; compile_* builds one program",
             hint="use reparamdsl.check(...) to list the plans, or override each swept value")], sources)
-    return Program.from_plan(plans[0], device=device, seed=seed, registry=registry)
+    return Program.from_plan(plans[0], device=device, registry=registry)
 
 
-def _stringify(overrides: Mapping[str, object] | None) -> dict[str, str]:
-    """Turn Python override values into the language's syntax (`True` -> `true`, lists, strings)."""
+def _stringify(overrides: Mapping[str, object] | None, seed: int | None = None) -> dict[str, str]:
+    """Turn Python override values into the language's syntax (`True` -> `true`, lists, strings).
+
+    `seed` becomes the override `train.seed`, so the checker validates it like any other value.
+    """
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides must be a mapping such as {{'train.steps': 100}}, got {type(overrides).__name__}")
+    overrides = dict(overrides or {})
+    if seed is not None:
+        overrides["train.seed"] = seed
     converted = {}
-    for key, value in (overrides or {}).items():
+    for key, value in overrides.items():
         if not isinstance(key, str):
             raise _override_error(f"override keys must be strings, got {key!r}")
         converted[key] = _to_source(key, value)

@@ -1,5 +1,6 @@
 """The embedding API: compile from text with overrides, inspect, step, run; no shared state."""
 
+import pytest
 import torch
 
 import reparamdsl as rp
@@ -83,3 +84,33 @@ def test_check_returns_plans_without_building():
     plans = rp.check(PROGRAM, "/tmp/api_program.rp", overrides={"train.steps": 7})
 
     assert plans[0].get("train").params["steps"] == 7
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda: rp.compile_source(b"train { }"), TypeError, "decode the bytes first"),
+    (lambda: rp.compile_source(PROGRAM, overrides=["train.steps=3"]), TypeError, "overrides must be a mapping"),
+    (lambda: rp.compile_file(None), TypeError, "expects a path"),
+    (lambda: rp.compile_source(PROGRAM, seed=-1, device="cpu"), rp.ProgramError, "train.seed"),
+    (lambda: rp.compile_source(PROGRAM, device="tpu"), rp.DeviceError, "invalid device 'tpu'"),
+])
+def test_bad_arguments_raise_documented_errors(call, error, fragment):
+    with pytest.raises(error) as raised:
+        call()
+    assert fragment in str(raised.value)
+
+
+def test_run_without_objective_leaves_no_folder(tmp_path):
+    program = rp.compile_source("model lm = llama { vocab = 64 width = 32 depth = 1 heads = 2 context = 16 }\n",
+                                device="cpu")
+
+    with pytest.raises(rp.ProgramError, match="declares no objective"):
+        program.run(out_dir=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_into_a_file_is_a_run_folder_error(tmp_path):
+    target = tmp_path / "not-a-folder"
+    target.write_text("x", encoding="utf-8")
+
+    with pytest.raises(rp.RunFolderError, match="is a file, not a folder"):
+        compile_program().run(out_dir=str(target), progress=False)

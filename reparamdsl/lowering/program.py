@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from reparamdsl.diagnostics import Diagnostic, ProgramError
 from reparamdsl.lowering.build import build_plan, resolve_device
 from reparamdsl.runtime.task import SupervisedTask, Task
 from reparamdsl.semantics.plan import Plan
@@ -87,6 +88,12 @@ class Program:
             overrides: dict | None = None) -> dict[str, float]:
         """Train for the schedule; returns the final metrics. Writes a run folder when `out_dir` is set."""
         from reparamdsl.runtime.session import run_program
+
+        if self.plan.objective() is None:
+            raise ProgramError([Diagnostic(
+                f"program '{self.plan.program}' declares no objective: nothing to train",
+                hint="add an objective declaration and a train block, or import this file from a program")],
+                {})
 
         return run_program(self, out_dir=out_dir, resume_dir=resume_dir, progress=progress,
                            overrides=overrides or {})

@@ -194,6 +194,8 @@ def _install_signals(run: RunContext) -> dict:
 def _prepare_run_dir(out_dir: str, plan: Plan, overrides: dict, device: torch.device, resuming: bool) -> None:
     if not resuming and os.path.exists(os.path.join(out_dir, "plan.json")):
         raise RunFolderError(f"{out_dir} already holds a run; choose another --out or resume it with --resume {out_dir}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise RunFolderError(f"{out_dir} is a file, not a folder; choose another --out")
     os.makedirs(out_dir, exist_ok=True)
     if resuming:
         return
