@@ -99,6 +99,8 @@ def test_compile_writes_plan_and_report(tmp_path):
     assert report["parameters"]["trainable"] > 0
     # Forward + backward of a 1-layer width-32 model on 2 x 32 tokens: at least 6 FLOPs per parameter per token.
     assert report["flops_per_step"] >= 6 * 2 * 32 * (report["parameters"]["trainable"] - 2 * 257 * 32)
+    # One row is traced and the count scaled to the batch of 2.
+    assert report["traced_rows"] == 1
 
 
 def test_shipped_programs_are_formatted():

@@ -18,8 +18,9 @@ class StepReport:
     flops_per_step: int
 
 
-def first_batch(trainer) -> dict[str, torch.Tensor]:
-    batch = next(trainer.task.train_batches(trainer.train["batch"], trainer.seed, start=0))
+def first_batch(trainer, rows: int | None = None) -> dict[str, torch.Tensor]:
+    """Return the first training batch, of `rows` sequences (or pairs) instead of `train.batch` when given."""
+    batch = next(trainer.task.train_batches(rows or trainer.train["batch"], trainer.seed, start=0))
     return {k: v.to(trainer.device) for k, v in batch.items()}
 
 
