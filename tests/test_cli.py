@@ -206,3 +206,10 @@ def test_plot_unsupported_extension_is_usage_error(tmp_path):
     assert "'.txt'" in result.output
     assert ".png" in result.output
     assert not (tmp_path / "curves.txt").exists()
+
+
+def test_run_rejects_seed_given_twice():
+    result = invoke("run", LM_PROGRAM, "--seed", "3", "train.seed=4", "--dry-run")
+
+    assert result.exit_code == 2
+    assert "both set the seed" in result.output

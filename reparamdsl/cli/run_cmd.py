@@ -63,6 +63,9 @@ def run(file, overrides, device, seed, out_dir, resume_dir, allow_plan_change, d
         validate_device(device)
     parsed = split_overrides(overrides)
     if seed is not None:
+        if "train.seed" in parsed:
+            raise click.UsageError(f"--seed {seed} and the override train.seed={parsed['train.seed']} both set the "
+                                   "seed; give one of them")
         parsed["train.seed"] = str(seed)
 
     if file is None:
