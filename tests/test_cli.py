@@ -213,3 +213,11 @@ def test_run_rejects_seed_given_twice():
 
     assert result.exit_code == 2
     assert "both set the seed" in result.output
+
+
+def test_components_markdown_respects_the_filter():
+    result = invoke("components", "--markdown", "model", "llama")
+
+    assert result.exit_code == 0, result.output
+    assert "#### `model llama`" in result.output
+    assert "#### `data text`" not in result.output

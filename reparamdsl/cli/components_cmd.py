@@ -10,7 +10,7 @@ from reparamdsl.semantics.registry import REQUIRED, format_default
 @click.command()
 @click.argument("kind", required=False)
 @click.argument("name", required=False)
-@click.option("--markdown", is_flag=True, help="Print the reference of every component as Markdown.")
+@click.option("--markdown", is_flag=True, help="Print the reference (of the selected components) as Markdown.")
 def components(kind: str | None, name: str | None, markdown: bool) -> None:
     """List components by kind, or show one component's parameters.
 
@@ -24,15 +24,15 @@ def components(kind: str | None, name: str | None, markdown: bool) -> None:
     from reparamdsl.semantics.registry import default_registry
 
     registry = default_registry()
-    if markdown:
-        click.echo(markdown_reference(registry), nl=False)
-        return
     if kind is not None and kind not in registry.kinds():
         raise click.UsageError(f"unknown component kind '{kind}': expected one of {', '.join(registry.kinds())}")
 
     specs = [s for s in registry.specs() if (kind is None or s.kind == kind) and (name is None or s.name == name)]
     if name is not None and not specs:
         raise click.UsageError(f"unknown {kind} component '{name}': available {', '.join(registry.names(kind))}")
+    if markdown:
+        click.echo(markdown_reference(registry, kind, name), nl=False)
+        return
 
     for spec in specs:
         click.echo(f"{spec.kind} {spec.name}: {spec.doc}")
@@ -43,14 +43,16 @@ def components(kind: str | None, name: str | None, markdown: bool) -> None:
             click.echo(f"    {param.name}: {param.type.describe()}, {default}. {param.doc}")
 
 
-def markdown_reference(registry) -> str:
-    """Render every registered component and its parameters as Markdown tables."""
+def markdown_reference(registry, only_kind: str | None = None, only_name: str | None = None) -> str:
+    """Render the registered components (all, one kind, or one component) and their parameters as Markdown."""
     lines = []
     for kind in registry.kinds():
+        if only_kind is not None and kind != only_kind:
+            continue
         lines.append(f"### {kind}")
         lines.append("")
         for spec in registry.specs():
-            if spec.kind != kind:
+            if spec.kind != kind or (only_name is not None and spec.name != only_name):
                 continue
             lines.append(f"#### `{kind} {spec.name}`")
             lines.append("")
