@@ -95,6 +95,13 @@ def run_command(args, method: str, seed: int, folder: Path) -> list[str]:
             "sac_loss.cpu_threads=1"]
 
 
+def episode_steps(env_id: str) -> int:
+    """Return the time limit of one episode of `env_id`."""
+    import gymnasium as gym
+
+    return gym.spec(env_id).max_episode_steps
+
+
 def read_eval_curve(metrics_path: Path) -> tuple[list[int], list[float]]:
     """Return the (steps, returns) of every `eval/episodic_return` record in a metrics.jsonl."""
     steps, returns = [], []
@@ -147,15 +154,94 @@ def train_one(args, method: str, seed: int) -> dict:
     return result
 
 
-def print_table(results: list[dict], methods: list[str], seeds: list[int]) -> list[str]:
+def evaluate_common_states(args, result: dict) -> dict:
+    """Evaluate a finished run's final policy on `--final-episodes` episodes whose initial states every run shares.
+
+    Episode i resets with seed `--final-seed + i` in every run and method, so the
+    returns are paired across methods. The periodic evaluations are not: their
+    initial states come from each run's own seeding.
+    """
+    folder = Path(args.out) / "runs" / f"{result['method']}-seed{result['seed']}"
+    if result["method"] == "sb3":
+        command = [sys.executable, str(Path(__file__).resolve()), "sb3-evaluate", "--env", args.env,
+                   "--model", str(folder / "model.zip"), "--episodes", str(args.final_episodes),
+                   "--seed", str(args.final_seed), "--out", str(folder / "common_eval.json")]
+    else:
+        command = [sys.executable, str(Path(__file__).resolve()), "rp-evaluate", "--run", str(folder),
+                   "--episodes", str(args.final_episodes), "--episode-steps", str(episode_steps(args.env)),
+                   "--seed", str(args.final_seed),
+                   "--out", str(folder / "common_eval.json")]
+    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, **SINGLE_THREAD_ENV})
+    return json.loads((folder / "common_eval.json").read_text())
+
+
+def rp_evaluate(argv: list[str]) -> None:
+    """Run a reparamdsl run's final deterministic actor for one episode per sub-environment i, seeded seed + i."""
+    parser = argparse.ArgumentParser(prog="sac_sample_efficiency.py rp-evaluate")
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--episodes", type=int, required=True)
+    parser.add_argument("--episode-steps", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    dataset = Path(args.out).with_suffix(".npz")
+    subprocess.run([sys.executable, "-m", "reparamdsl", "collect", args.run, "--deterministic",
+                    "--envs", str(args.episodes), "--steps", str(args.episode_steps * args.episodes),
+                    "--seed", str(args.seed), "--out", str(dataset)], check=True)
+
+    # NOTE: this reads one whole episode per sub-environment, which is true only for environments
+    # that never terminate early (Pendulum, HalfCheetah). Rows are stored step by step, `episodes` per step.
+    with np.load(dataset) as data:
+        rewards = data["rewards"].reshape(args.episode_steps, args.episodes)
+    returns = rewards.sum(axis=0)
+    write_common_eval(args.out, returns, args.seed)
+
+
+def sb3_evaluate(argv: list[str]) -> None:
+    """Run a saved SB3 model's deterministic policy for episode i from reset(seed=seed + i)."""
+    parser = argparse.ArgumentParser(prog="sac_sample_efficiency.py sb3-evaluate")
+    parser.add_argument("--env", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--episodes", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import SAC
+
+    torch.set_num_threads(1)
+    model = SAC.load(args.model, device="cpu")
+    env = gym.make(args.env)
+    returns = []
+    for episode in range(args.episodes):
+        obs, _ = env.reset(seed=args.seed + episode)
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    write_common_eval(args.out, np.asarray(returns), args.seed)
+
+
+def write_common_eval(path: str, returns: np.ndarray, seed: int) -> None:
+    Path(path).write_text(json.dumps({"seed": seed, "episodes": len(returns), "mean": float(returns.mean()),
+                                      "std": float(returns.std()), "returns": returns.tolist()}))
+
+
+def print_table(results: list[dict], methods: list[str], seeds: list[int], key: str = "final_return") -> list[str]:
     """Print and return the table of final returns per seed, mean ± std and wall times."""
     seed_columns = " | ".join(f"seed {seed}" for seed in seeds)
     lines = [f"| method | {seed_columns} | mean ± std | wall time per run (min) |",
              "| --- |" + " --- |" * (len(seeds) + 2)]
     for method in methods:
         by_seed = {result["seed"]: result for result in results if result["method"] == method}
-        finals = [by_seed[seed]["final_return"] for seed in seeds if seed in by_seed]
-        cells = [f"{by_seed[seed]['final_return']:.1f}" if seed in by_seed else "n/a" for seed in seeds]
+        finals = [by_seed[seed][key] for seed in seeds if seed in by_seed]
+        cells = [f"{by_seed[seed][key]:.1f}" if seed in by_seed else "n/a" for seed in seeds]
         walls = ", ".join(f"{by_seed[seed]['wall_s'] / 60:.1f}" for seed in seeds if seed in by_seed)
         summary = f"{np.mean(finals):.1f} ± {np.std(finals):.1f}" if finals else "n/a"
         lines.append(f"| {METHOD_LABELS[method]} | {' | '.join(cells)} | {summary} | {walls} |")
@@ -235,6 +321,7 @@ def sb3_worker(argv: list[str]) -> None:
     model.learn(total_timesteps=args.steps, callback=PeriodicEvaluation())
     log_evaluation(args.steps)
     metrics.close()
+    model.save(Path(args.out) / "model.zip")
 
 
 def main() -> None:
@@ -242,7 +329,8 @@ def main() -> None:
     parser.add_argument("--env", default="Pendulum-v1", help="gymnasium id (default Pendulum-v1)")
     parser.add_argument("--methods", nargs="+", default=["gaussian", "flow_g", "flow_t", "sb3"],
                         choices=["gaussian", "flow_g", "flow_t", "sb3"], help="methods to train")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of every method, unless --seeds-for sets a method's own")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="seeds of every method, unless --seeds-for sets a method's own")
     parser.add_argument("--steps", type=int, default=20000, help="environment steps per run")
     parser.add_argument("--eval-every", type=int, default=2000,
                         help="environment steps between evaluations; the last one is at --steps")
@@ -252,6 +340,9 @@ def main() -> None:
     parser.add_argument("--out", default="runs/sac_sample_efficiency", help="folder for runs, curves.json, curves.png")
     parser.add_argument("--seeds-for", nargs="+", default=[], metavar="METHOD=SEEDS",
                         help="train METHOD on these comma-separated seeds only, such as flow_t=0 to cut a slow method")
+    parser.add_argument("--final-episodes", type=int, default=0,
+                        help="also evaluate every final policy on this many episodes with shared initial states")
+    parser.add_argument("--final-seed", type=int, default=10_000, help="seed of the first shared episode")
     parser.add_argument("--rerun", action="store_true", help="train runs again even if a finished result exists")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: build the table and curves from the finished runs in --out")
@@ -279,6 +370,13 @@ def main() -> None:
           f"{args.jobs} jobs, {(time.perf_counter() - start) / 60:.1f} min in all\n")
 
     table = print_table(results, args.methods, args.seeds)
+    if args.final_episodes:
+        for result in results:
+            result["common_eval"] = evaluate_common_states(args, result)
+            result["common_return"] = result["common_eval"]["mean"]
+        print(f"\nfinal policies on {args.final_episodes} shared initial states (reset seeds "
+              f"{args.final_seed} to {args.final_seed + args.final_episodes - 1})\n")
+        table += ["", *print_table(results, args.methods, args.seeds, key="common_return")]
     (out / "curves.json").write_text(json.dumps({
         "env": args.env, "steps": args.steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
         "table": table, "runs": results}, indent=1))
@@ -289,5 +387,9 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "sb3-worker":
         sb3_worker(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "sb3-evaluate":
+        sb3_evaluate(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "rp-evaluate":
+        rp_evaluate(sys.argv[2:])
     else:
         main()
