@@ -102,12 +102,7 @@ class ShardedTrainer(SupervisedTrainer):
         grad_norm = totals[0].sqrt()
         loss = totals[1] / self.world_size
         metrics = {name: value / self.world_size for name, value in zip(names, totals[2:])}
-
-        clip_coef = torch.clamp(max_norm / (grad_norm + 1e-6), max=1.0)
-        grads = {name: grad * clip_coef for name, grad in grads.items()}
-        finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
-        with torch.no_grad():
-            self.optimizer.update(params, grads, lr, finite if self.skip_nonfinite else None)
+        finite = self._clip_and_update(params, grads, loss, grad_norm, lr, max_norm)
         return loss, grad_norm, finite, metrics
 
     def _eval(self, params, batch):

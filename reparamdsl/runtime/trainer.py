@@ -151,13 +151,17 @@ class SupervisedTrainer:
             grads, loss, metrics = _average_over_processes(grads, loss, metrics, self.world_size)
 
         grad_norm = torch.sqrt(sum(grad.float().pow(2).sum() for grad in grads.values()))
+        finite = self._clip_and_update(params, grads, loss, grad_norm, lr, max_norm)
+        return loss, grad_norm, finite, metrics
+
+    def _clip_and_update(self, params, grads, loss, grad_norm, lr, max_norm) -> torch.Tensor:
+        """Clip `grads` to `max_norm`, apply the optimizer, and return whether loss and gradients were finite."""
         clip_coef = torch.clamp(max_norm / (grad_norm + 1e-6), max=1.0)
         grads = {name: grad * clip_coef for name, grad in grads.items()}
-
         finite = torch.isfinite(loss) & torch.isfinite(grad_norm)
         with torch.no_grad():
             self.optimizer.update(params, grads, lr, finite if self.skip_nonfinite else None)
-        return loss, grad_norm, finite, metrics
+        return finite
 
     def _eval(self, params, batch):
         with torch.no_grad():
