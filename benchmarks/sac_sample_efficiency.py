@@ -14,6 +14,8 @@ A run whose folder already contains a finished `result.json` for the same budget
 is reused, so an interrupted sweep continues where it stopped (`--rerun`
 trains it again). `--seeds-for flow_t=0` trains a slow method on fewer seeds, and
 `--report-only` rebuilds the table and curves from the finished runs.
+`--final-episodes N` also evaluates every final policy on N episodes whose
+initial states are the same in every run and method, and prints a second table.
 
 SB3 follows the RL Zoo setting for Pendulum-v1 (learning rate 1e-3,
 otherwise SB3's defaults: 256 x 256 networks, batch 256, 100 random steps,
@@ -367,7 +369,7 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             results = list(pool.map(lambda pair: train_one(args, *pair), pairs))
     print(f"\n{args.env}, {args.steps} steps, {args.eval_episodes} deterministic evaluation episodes, "
-          f"{args.jobs} jobs, {(time.perf_counter() - start) / 60:.1f} min in all\n")
+          f"jobs: {args.jobs}, {(time.perf_counter() - start) / 60:.1f} min in all\n")
 
     table = print_table(results, args.methods, args.seeds)
     if args.final_episodes:
