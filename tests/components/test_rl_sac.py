@@ -204,3 +204,26 @@ def test_sps_window_skips_first_update():
     # The first update happens at step 10 and its window has no steps after it.
     assert loss_steps == [10, 20, 30, 40]
     assert sps_steps == [20, 30, 40]
+
+
+def test_evaluation_seeds_differ_across_run_seeds(monkeypatch):
+    env = GymVectorEnv("TargetBanditRL-v0", num_envs=1, seed=0)
+    actor = GaussianPolicy(1, 1, env.action_scale, 8, 1, -5.0, 2.0)
+    critic = QEnsemble(1, 1, 8, 1, 2, False)
+    task = SACTask(actor, critic, env, SACConfig(eval_episodes=10))
+    task.device = torch.device("cpu")
+    seeds = []
+    spawn = env.spawn
+
+    def recording_spawn(num_envs, seed):
+        seeds.append(seed)
+        return spawn(num_envs, seed)
+
+    monkeypatch.setattr(env, "spawn", recording_spawn)
+    for run_seed, step in ((0, 2000), (1, 2000), (0, 4000), (1, 1999)):
+        task.evaluate(run_seed, step)
+
+    # Each evaluation resets sub-environment i with seed + i: no two of these ten-seed ranges may overlap.
+    starts = sorted(seeds)
+    assert len(set(starts)) == 4
+    assert all(later - earlier >= 10 for earlier, later in zip(starts, starts[1:]))

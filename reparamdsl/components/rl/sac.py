@@ -27,6 +27,9 @@ from reparamdsl.runtime.task import Task
 
 logger = logging.getLogger(__name__)
 
+# Separates the evaluation seeds from the other streams derived from the run seed.
+EVAL_STREAM = 0x6576616C
+
 
 @attrs.frozen
 class SACConfig:
@@ -253,13 +256,13 @@ class SACTask(Task):
                 if getattr(run, "progress", None) is not None:
                     run.progress.update(now, latest)
             if config.eval_every and _crossed(previous, now, config.eval_every):
-                latest["eval/episodic_return"] = self.evaluate(run.seed + now)
+                latest["eval/episodic_return"] = self.evaluate(run.seed, now)
                 run.log(now, {"eval/episodic_return": latest["eval/episodic_return"]})
             if checkpoint_every and _crossed(previous, now, checkpoint_every):
                 self.save(run)
 
         if not run.stop_requested and config.eval_episodes and "eval/episodic_return" not in latest:
-            latest["eval/episodic_return"] = self.evaluate(run.seed + counters["env_steps"])
+            latest["eval/episodic_return"] = self.evaluate(run.seed, counters["env_steps"])
             run.log(counters["env_steps"], {"eval/episodic_return": latest["eval/episodic_return"]})
         return latest
 
@@ -280,9 +283,14 @@ class SACTask(Task):
             self.env.obs_stats.load_state_dict(self._saved_obs_stats)
         return self.env.obs
 
-    def evaluate(self, seed: int) -> float:
-        """Return the mean return of `eval_episodes` deterministic episodes, one per sub-environment."""
-        env = self.env.spawn(self.config.eval_episodes, seed + 1_000_003)
+    def evaluate(self, run_seed: int, step: int) -> float:
+        """Return the mean return of `eval_episodes` deterministic episodes, one per sub-environment.
+
+        The episodes' seeds are hashed from (run seed, step), so runs with different seeds start
+        their evaluations from unrelated states and a run never reuses its training seeds.
+        """
+        seed = int(np.random.SeedSequence([run_seed, step, EVAL_STREAM]).generate_state(1)[0])
+        env = self.env.spawn(self.config.eval_episodes, seed)
         try:
             obs = env.reset()
             finished = np.zeros(env.num_envs, bool)
