@@ -95,7 +95,9 @@ def explain_program(program, steps: int = 3, backend: str | None = None) -> Expl
 
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(trainer._step)(trainer.named_params, batch, trainer.lr, trainer.max_norm)
-    breaks = tuple(_graph_break(reason) for reason in explanation.break_reasons)
+    # A break inside a nested call splits every enclosing frame, and Dynamo reports it once per
+    # frame; the user sees one break per source location.
+    breaks = tuple(dict.fromkeys(_graph_break(reason) for reason in explanation.break_reasons))
 
     torch._dynamo.reset()
     clear_compilation_metrics()
