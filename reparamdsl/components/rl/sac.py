@@ -287,7 +287,7 @@ class SACTask(Task):
         """Return the mean return of `eval_episodes` deterministic episodes, one per sub-environment.
 
         The episodes' seeds are hashed from (run seed, step), so runs with different seeds start
-        their evaluations from unrelated states and a run never reuses its training seeds.
+        their evaluations from unrelated states.
         """
         seed = int(np.random.SeedSequence([run_seed, step, EVAL_STREAM]).generate_state(1)[0])
         env = self.env.spawn(self.config.eval_episodes, seed)
