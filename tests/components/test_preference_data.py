@@ -322,3 +322,14 @@ def test_sharegpt_demo_set_parses():
     assert len(data.train) + len(data.holdout) + data.dropped_truncated == 300
     assert all(len(pair.prompt) <= 128 for pair in data.train)
     assert all(len(pair.prompt) + len(pair.chosen) <= 256 for pair in data.train)
+
+
+def test_identical_pairs_are_kept_and_logged(caplog):
+    examples = [PairExample("p", "same", "same"), PairExample("p", "yes", "no")]
+    tokenizer = TokenizerView.of(CharTokenizer())
+
+    with caplog.at_level(logging.WARNING):
+        data = encode_examples(examples, tokenizer, DataOptions(template="raw", holdout=0.0), source="pairs.jsonl")
+
+    assert len(data.train) == 2
+    assert "1 pair(s) in pairs.jsonl have the same chosen and rejected tokens" in caplog.text

@@ -149,6 +149,11 @@ def encode_examples(examples: list, tokenizer: TokenizerView, options: DataOptio
     if dropped:
         logger.warning("dropped %d example(s) whose response would be empty after truncation to "
                        "max_length %d", dropped, options.max_length)
+    identical = sum(1 for item in encoded if isinstance(item, EncodedPair) and item.chosen == item.rejected)
+    if identical:
+        # Kept, since they are valid rows, but their margin is 0 whatever the model does.
+        logger.warning("%d pair(s) in %s have the same chosen and rejected tokens and carry no preference",
+                       identical, source or "the data")
     if not encoded:
         raise PreferenceDataError(f"no usable examples in {source or 'the data'} "
                                   f"({skipped} malformed, {dropped} truncated to nothing)")
