@@ -99,7 +99,7 @@ def test_bad_arguments_raise_documented_errors(call, error, fragment):
     assert fragment in str(raised.value)
 
 
-def test_run_without_objective_leaves_no_folder(tmp_path):
+def test_run_without_objective_rejected(tmp_path):
     program = rp.compile_source("model lm = llama { vocab = 64 width = 32 depth = 1 heads = 2 context = 16 }\n",
                                 device="cpu")
 
@@ -108,7 +108,7 @@ def test_run_without_objective_leaves_no_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_run_into_a_file_is_a_run_folder_error(tmp_path):
+def test_run_into_file_rejected(tmp_path):
     target = tmp_path / "not-a-folder"
     target.write_text("x", encoding="utf-8")
 

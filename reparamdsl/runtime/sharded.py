@@ -116,7 +116,7 @@ class ShardedTrainer(SupervisedTrainer):
 
     def _local_grad(self, name: str, local: torch.Tensor) -> torch.Tensor:
         grad = self.sharded[name].grad
-        if grad is None:  # the loss did not use this parameter
+        if grad is None:  # The loss did not use this parameter.
             return torch.zeros_like(local)
         return grad.to_local()
 
@@ -125,7 +125,7 @@ class ShardedTrainer(SupervisedTrainer):
         dist.all_reduce(flat)
         return list(flat.unbind())
 
-    # Checkpoint state holds full tensors. Gathering them is a collective, so every process calls these.
+    # Checkpoints contain full tensors. Gathering them is a collective, so every process calls these.
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"model/{name}": _full(value) for name, value in self.model.state_dict().items()}

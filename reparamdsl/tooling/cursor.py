@@ -131,17 +131,22 @@ def imports(text: str) -> list[tuple[Tok, str]]:
             if t.type == "NAME" and t.text == "import" and code[i + 1].type == "STRING"]
 
 
-def component_kinds(param_type: T.ParamType | None) -> list[str]:
-    """Sub-component kinds a parameter accepts, looking through Optional, Either and List."""
-    if isinstance(param_type, T.Component):
-        return [param_type.kind]
+def inner_types(param_type: T.ParamType | None) -> list[T.ParamType]:
+    """Return the types a parameter's value can take, looking through Optional, Either and List."""
+    if param_type is None:
+        return []
     if isinstance(param_type, T.Optional):
-        return component_kinds(param_type.inner)
+        return inner_types(param_type.inner)
     if isinstance(param_type, T.List):
-        return component_kinds(param_type.item)
+        return inner_types(param_type.item)
     if isinstance(param_type, T.Either):
-        return [kind for option in param_type.options for kind in component_kinds(option)]
-    return []
+        return [inner for option in param_type.options for inner in inner_types(option)]
+    return [param_type]
+
+
+def component_kinds(param_type: T.ParamType | None) -> list[str]:
+    """Return the sub-component kinds a parameter accepts."""
+    return [inner.kind for inner in inner_types(param_type) if isinstance(inner, T.Component)]
 
 
 def token_at(tokens: list[Tok], line: int, column: int) -> Tok | None:

@@ -199,26 +199,16 @@ def _value_items(param_type: T.ParamType, source: str, registry: Registry) -> li
     return items
 
 
-def _inner_types(param_type: T.ParamType) -> list[T.ParamType]:
-    if isinstance(param_type, T.Optional):
-        return _inner_types(param_type.inner)
-    if isinstance(param_type, T.List):
-        return _inner_types(param_type.item)
-    if isinstance(param_type, T.Either):
-        return [inner for option in param_type.options for inner in _inner_types(option)]
-    return [param_type]
-
-
 def _enum_choices(param_type: T.ParamType) -> list[str]:
-    return [choice for inner in _inner_types(param_type) if isinstance(inner, T.Enum) for choice in inner.choices]
+    return [choice for inner in cursor.inner_types(param_type) if isinstance(inner, T.Enum) for choice in inner.choices]
 
 
 def _accepts(param_type: T.ParamType, cls: type) -> bool:
-    return any(isinstance(inner, cls) for inner in _inner_types(param_type))
+    return any(isinstance(inner, cls) for inner in cursor.inner_types(param_type))
 
 
 def _ref_kinds(param_type: T.ParamType) -> list[str]:
-    return [inner.kind for inner in _inner_types(param_type) if isinstance(inner, T.Ref)]
+    return [inner.kind for inner in cursor.inner_types(param_type) if isinstance(inner, T.Ref)]
 
 
 # Definitions

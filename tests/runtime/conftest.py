@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -103,3 +104,13 @@ def folder_snapshot(folder) -> dict[str, bytes]:
             with open(path, "rb") as handle:
                 snapshot[os.path.relpath(path, folder)] = handle.read()
     return snapshot
+
+
+def wait_for_first_metrics(process: subprocess.Popen, out_dir: str, timeout: float) -> None:
+    """Wait until the run in `process` has written a metric record; fail if it exits or times out first."""
+    metrics = os.path.join(out_dir, "metrics.jsonl")
+    deadline = time.monotonic() + timeout
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, f"the run logged nothing within {timeout:.0f} s"
+        time.sleep(0.05)

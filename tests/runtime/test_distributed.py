@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -23,7 +22,8 @@ from reparamdsl.runtime.checkpoint import latest_checkpoint
 from reparamdsl.runtime.distributed import Distributed, DistributedError, check_batch, shard_batches
 from reparamdsl.runtime.sharded import shard_units
 from reparamdsl.semantics.registry import default_registry
-from tests.runtime.conftest import LM_PROGRAM, REPO, invoke, make_lm_program, read_metrics, subprocess_env
+from tests.runtime.conftest import (LM_PROGRAM, REPO, invoke, make_lm_program, read_metrics, subprocess_env,
+                                   wait_for_first_metrics)
 
 TOLERANCE = 1e-5
 SHORT = ("train.steps=6", "train.checkpoint_every=0", "train.eval_every=0")
@@ -121,7 +121,7 @@ def test_fsdp_two_processes_match_one(lm_program, tmp_path):
         for key in ("train/loss", "train/grad_norm", "eval/loss"):
             if key in expected:
                 assert actual[key] == pytest.approx(expected[key], rel=TOLERANCE), (expected["step"], key)
-    # Checkpoints hold the gathered full tensors, in the single-process layout.
+    # Checkpoints contain the gathered full tensors, in the single-process layout.
     for name in ("step-00000003", "final"):
         expected = load_file(os.path.join(single, "checkpoints", name, "tensors.safetensors"))
         actual = load_file(os.path.join(sharded, "checkpoints", name, "tensors.safetensors"))
@@ -130,7 +130,7 @@ def test_fsdp_two_processes_match_one(lm_program, tmp_path):
             torch.testing.assert_close(actual[key], expected[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
-def test_fsdp_refuses_reparam_programs_before_starting(tmp_path):
+def test_fsdp_rejects_reparam_programs(tmp_path):
     program = make_lm_program(tmp_path, POET_PROGRAM)
 
     result = rpc_nproc2(program, "train.parallel=fsdp", "--out", str(tmp_path / "out"))
@@ -141,7 +141,7 @@ def test_fsdp_refuses_reparam_programs_before_starting(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_shard_units_are_the_transformer_blocks():
+def test_shard_units_are_blocks():
     model = LlamaModel(vocab=40, width=16, depth=3, heads=2, context=8)
     units = shard_units(model)
     assert len(units) == 3
@@ -152,17 +152,12 @@ def test_sigint_stops_two_processes_cleanly(lm_program, tmp_path):
     out_dir = str(tmp_path / "run")
     env = subprocess_env()
     env["OMP_NUM_THREADS"] = "1"
-    # A new session stands in for a terminal: Ctrl-C signals the launcher and both workers.
+    # A new session plays the terminal's role: Ctrl-C signals the launcher and both workers.
     process = subprocess.Popen([sys.executable, "-m", "reparamdsl", "run", lm_program, "train.steps=100000",
                                 "train.eval_every=0", "--out", out_dir, "--no-progress", "--device", "cpu",
                                 "--nproc", "2"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-    metrics = os.path.join(out_dir, "metrics.jsonl")
-    deadline = time.monotonic() + 300
-    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline, "the run logged nothing within 300 s"
-        time.sleep(0.05)
+    wait_for_first_metrics(process, out_dir, timeout=300)
 
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=300)

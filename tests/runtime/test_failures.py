@@ -6,7 +6,6 @@ import json
 import math
 import os
 import signal
-import time
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ import torch
 import reparamdsl as rp
 from reparamdsl.runtime.checkpoint import latest_checkpoint, read_checkpoint
 from reparamdsl.runtime.trainer import NonFiniteError
-from tests.runtime.conftest import invoke, read_metrics, start_rpc
+from tests.runtime.conftest import invoke, read_metrics, start_rpc, wait_for_first_metrics
 
 # Plain SGD at learning rate 10 without clipping blows the tiny model up within a few steps.
 DIVERGE = ("train.optimizer=sgd(lr=10)", "train.clip=none", "train.schedule=constant", "train.steps=30",
@@ -25,12 +24,7 @@ def test_sigterm_writes_checkpoint_and_exits_130(lm_program, tmp_path):
     out_dir = str(tmp_path / "run")
     process = start_rpc("run", lm_program, "train.steps=100000", "train.eval_every=0", "--out", out_dir,
                         "--no-progress")
-    metrics = os.path.join(out_dir, "metrics.jsonl")
-    deadline = time.monotonic() + 120
-    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline, "the run logged nothing within 120 s"
-        time.sleep(0.02)
+    wait_for_first_metrics(process, out_dir, timeout=120)
 
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
